@@ -1,0 +1,36 @@
+# make demo: set up, then run the system end to end on devstack.
+# make test: set up, then lint, type-check and run every test.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup test lint typecheck pytest demo bench clean
+
+setup: $(STAMP)
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy chalicelib
+
+pytest: setup
+	$(BIN)/python -m pytest -n 2 --dist loadfile
+
+test: lint typecheck pytest
+
+demo: setup
+	$(BIN)/python -m demo $(if $(SCENARIO),--scenario $(SCENARIO),)
+
+bench: setup
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .venv-checkov out build .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,90 @@
+"""The Chalice app: entry points of CONTRACT.md §1. Each parses its event, gets its dependencies
+from `chalicelib.wiring`, calls one service function and maps the result."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from chalice import Chalice, Response
+
+from chalicelib import logs, metrics, wiring
+from chalicelib.errors import ConfigError
+
+app = Chalice(app_name="github-runners")
+log = logs.get_logger(__name__)
+
+# Chalice subscribes scale_up to a queue by name; infra/ creates that queue under the same name.
+BUILD_QUEUE_NAME = os.environ.get("BUILD_QUEUE_NAME", "github-runners-queued-builds")
+SCALE_DOWN_SCHEDULE = os.environ.get("SCALE_DOWN_SCHEDULE_EXPRESSION", "cron(*/5 * * * ? *)")
+SYNC_SCHEDULE = os.environ.get("RUNNER_BINARIES_SYNC_SCHEDULE", "rate(1 hour)")
+
+
+def _start(function: str, context: Any) -> float:
+    """Bind the invocation's log context; return the seconds left before the function's timeout."""
+    logs.configure(os.environ.get("LOG_LEVEL", "INFO"))
+    logs.clear()
+    logs.bind(function=function, request_id=getattr(context, "aws_request_id", None))
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    return remaining() / 1000.0 if callable(remaining) else 60.0
+
+
+@app.on_sqs_message(queue=BUILD_QUEUE_NAME, batch_size=10)
+def scale_up(event: Any) -> dict[str, list[dict[str, str]]]:
+    """Launch runners for the queued jobs of a batch; return the records to retry."""
+    from chalicelib.scale_up import handle_batch
+
+    remaining = _start("scale_up", app.lambda_context)
+    records = [record.to_dict() for record in event]
+    try:
+        failed = handle_batch(records, remaining_seconds=remaining)
+    except ConfigError as error:
+        # Nothing can be launched without configuration: keep every message for retry (DLQ).
+        log.error("configuration error", problems=error.problems)
+        failed = [r["messageId"] for r in records if r.get("messageId")]
+    metrics.flush(function="scale_up")
+    return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}
+
+
+@app.schedule(SCALE_DOWN_SCHEDULE)
+def scale_down(event: Any) -> None:
+    """Deregister and terminate idle runners, clean up orphans, ghosts and stale tokens."""
+    from chalicelib.scale_down import run_scale_down
+
+    remaining = _start("scale_down", app.lambda_context)
+    run_scale_down(remaining_seconds=remaining)
+    metrics.flush(function="scale_down")
+
+
+@app.lambda_function()
+def adjust_pool(event: dict[str, Any], context: Any) -> None:
+    """Top up the pool of idle org runners to `event["poolSize"]`."""
+    from chalicelib.pool import run_adjust_pool
+
+    remaining = _start("adjust_pool", context)
+    run_adjust_pool(event, remaining_seconds=remaining)
+    metrics.flush(function="adjust_pool")
+
+
+@app.route("/webhook", methods=["POST"], content_types=["application/json",
+                                                        "application/x-www-form-urlencoded"])
+def webhook() -> Response:
+    """Verify a GitHub `workflow_job` delivery and enqueue the queued job."""
+    from chalicelib.webhook import handle_delivery
+
+    _start("webhook", app.lambda_context)
+    request = app.current_request
+    result = handle_delivery(request.headers, request.raw_body)
+    metrics.flush(function="webhook")
+    return Response(body=result.body, status_code=result.status,
+                    headers={"Content-Type": "application/json"})
+
+
+@app.schedule(SYNC_SCHEDULE)
+def sync_runner_binaries(event: Any) -> None:
+    """Cache the latest runner release in S3 so instances boot without GitHub downloads."""
+    from chalicelib.runner_binaries import run_sync
+
+    _start("sync_runner_binaries", app.lambda_context)
+    run_sync(wiring.settings("sync_runner_binaries"))
+    metrics.flush(function="sync_runner_binaries")

@@ -1,0 +1,1 @@
+"""GitHub Actions self-hosted runners on EC2: the Lambda functions' library."""

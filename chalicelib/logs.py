@@ -1,0 +1,91 @@
+"""Structured logs: constant messages, data in fields, one JSON object per line.
+
+`get_logger(__name__).info("scale-up plan", owner="acme", launching=3)`. Never pass a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from contextvars import ContextVar
+from typing import Any
+
+_context: ContextVar[dict[str, Any] | None] = ContextVar("log_context", default=None)
+_ROOT = "ghr"
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON line with its fields and the invocation's context."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update(_context.get() or {})
+        entry.update(getattr(record, "fields", {}))
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["error_type"] = record.exc_info[0].__name__
+            entry["error"] = str(record.exc_info[1])
+        return json.dumps(entry, default=str)
+
+
+class Logger:
+    """A thin wrapper over `logging` taking fields as keyword arguments."""
+
+    def __init__(self, name: str) -> None:
+        self._logger = logging.getLogger(name)
+
+    def _log(self, level: int, message: str, exc_info: bool, fields: dict[str, Any]) -> None:
+        if self._logger.isEnabledFor(level):
+            self._logger.log(level, message, exc_info=exc_info, extra={"fields": fields},
+                             stacklevel=3)
+
+    def debug(self, message: str, **fields: Any) -> None:
+        """Log at DEBUG."""
+        self._log(logging.DEBUG, message, False, fields)
+
+    def info(self, message: str, **fields: Any) -> None:
+        """Log at INFO."""
+        self._log(logging.INFO, message, False, fields)
+
+    def warning(self, message: str, **fields: Any) -> None:
+        """Log at WARNING."""
+        self._log(logging.WARNING, message, False, fields)
+
+    def error(self, message: str, exc_info: bool = False, **fields: Any) -> None:
+        """Log at ERROR, with the current exception's type and text when `exc_info`."""
+        self._log(logging.ERROR, message, exc_info, fields)
+
+
+def get_logger(name: str) -> Logger:
+    """A structured logger under the project's root logger."""
+    short = name.split(".")[-1]
+    return Logger(f"{_ROOT}.{short}")
+
+
+def configure(level: str = "INFO") -> None:
+    """Install the JSON handler once per container; later calls only change the level."""
+    root = logging.getLogger(_ROOT)
+    name = level.upper()
+    root.setLevel("WARNING" if name == "WARN" else name)
+    if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(JsonFormatter())
+        root.addHandler(handler)
+        root.propagate = True
+
+
+def bind(**fields: Any) -> None:
+    """Add fields (function name, request id) to every line of the current invocation."""
+    _context.set({**(_context.get() or {}), **fields})
+
+
+def clear() -> None:
+    """Forget the invocation's bound fields."""
+    _context.set(None)

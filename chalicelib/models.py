@@ -1,0 +1,93 @@
+"""Domain values shared by the planners, the adapters and the services.
+
+Raw AWS and GitHub dictionaries stop at the adapters; everything past them speaks these types.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Literal
+
+RunnerType = Literal["Org", "Repo"]
+
+# Tag keys of CONTRACT.md §4.
+TAG_APPLICATION = "ghr:Application"
+TAG_ENVIRONMENT = "ghr:environment"
+TAG_TYPE = "ghr:Type"
+TAG_OWNER = "ghr:Owner"
+TAG_CREATED_BY = "ghr:created_by"
+TAG_BYPASS_REMOVAL = "ghr:bypass-removal"
+TAG_RUNNER_ID = "ghr:github_runner_id"
+APPLICATION = "github-action-runner"
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """A build-queue message (CONTRACT.md §3) with the SQS message id it arrived under."""
+
+    message_id: str
+    id: int
+    event_type: str
+    repository_name: str
+    repository_owner: str
+    installation_id: int = 0
+    repo_owner_type: str | None = None
+    labels: tuple[str, ...] | None = None
+
+    @property
+    def full_repo(self) -> str:
+        """`owner/repo` of the job's repository."""
+        return f"{self.repository_owner}/{self.repository_name}"
+
+
+@dataclass(frozen=True)
+class Instance:
+    """A runner instance of this environment as EC2 describes it."""
+
+    instance_id: str
+    launch_time: datetime
+    state: str = "running"
+    owner: str = ""
+    runner_type: RunnerType = "Org"
+    tags: tuple[tuple[str, str], ...] = ()
+
+    def tag(self, key: str) -> str | None:
+        """The value of tag `key`, or None."""
+        for name, value in self.tags:
+            if name == key:
+                return value
+        return None
+
+    @property
+    def bypass_removal(self) -> bool:
+        """`ghr:bypass-removal=true`: the system never terminates or deregisters it."""
+        return (self.tag(TAG_BYPASS_REMOVAL) or "").lower() == "true"
+
+
+@dataclass(frozen=True)
+class Runner:
+    """A self-hosted runner as GitHub lists it."""
+
+    id: int
+    name: str
+    status: Literal["online", "offline"] | str
+    busy: bool
+    labels: tuple[str, ...] = field(default=())
+
+
+@dataclass(frozen=True)
+class JitConfig:
+    """A just-in-time runner configuration: the runner GitHub created and its secret config."""
+
+    runner_id: int
+    encoded_jit_config: str = field(repr=False)
+
+
+@dataclass(frozen=True)
+class RunnerRelease:
+    """One downloadable `actions/runner` release asset."""
+
+    version: str
+    filename: str
+    download_url: str

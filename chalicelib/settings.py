@@ -1,0 +1,319 @@
+"""One frozen settings object built from the environment (CONTRACT.md §2), validated at once.
+
+Every problem found is collected and reported together in one `ConfigError`, so an operator
+fixes a deployment in one round. Which variables are required depends on the function.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from chalicelib.cron import Cron, CronError, parse_cron
+from chalicelib.errors import ConfigError
+
+FunctionName = Literal[
+    "scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"
+]
+
+_GITHUB_APP = ("PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME")
+_LAUNCH = ("LAUNCH_TEMPLATE_NAME", "SUBNET_IDS", "SSM_TOKEN_PATH", "SSM_CONFIG_PATH")
+
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "scale_up": ("ENVIRONMENT", *_LAUNCH, *_GITHUB_APP),
+    "adjust_pool": ("ENVIRONMENT", *_LAUNCH, *_GITHUB_APP, "RUNNER_OWNER"),
+    "scale_down": ("ENVIRONMENT", "SSM_TOKEN_PATH", *_GITHUB_APP),
+    "webhook": ("ENVIRONMENT", "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME", "SQS_URL_WEBHOOK"),
+    "sync_runner_binaries": ("ENVIRONMENT", "RUNNER_BINARIES_BUCKET"),
+}
+
+CAPACITY_TYPES = ("spot", "on-demand")
+ALLOCATION_STRATEGIES = (
+    "lowest-price",
+    "diversified",
+    "capacity-optimized",
+    "capacity-optimized-prioritized",
+    "price-capacity-optimized",
+    "prioritized",
+)
+EVICTION_STRATEGIES = ("oldest_first", "newest_first")
+RUNNER_OSES = ("linux", "windows")
+RUNNER_ARCHITECTURES = ("x64", "arm64")
+
+
+@dataclass(frozen=True)
+class IdleWindow:
+    """One `SCALE_DOWN_CONFIG` entry: keep `idle_count` idle runners while `cron` matches."""
+
+    cron: Cron
+    time_zone: str
+    idle_count: int
+    eviction_strategy: Literal["oldest_first", "newest_first"] = "oldest_first"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one function; field names follow CONTRACT.md §2."""
+
+    environment: str
+    enable_organization_runners: bool = False
+    runners_maximum_count: int = 3
+    runner_labels: tuple[str, ...] = ()
+    runner_group_name: str = "Default"
+    runner_name_prefix: str = ""
+    enable_ephemeral_runners: bool = False
+    enable_jit_config: bool = False
+    enable_job_queued_check: bool = True
+    disable_runner_autoupdate: bool = False
+    launch_template_name: str = ""
+    subnet_ids: tuple[str, ...] = ()
+    instance_types: tuple[str, ...] = ("m5.large",)
+    instance_target_capacity_type: Literal["spot", "on-demand"] = "spot"
+    instance_allocation_strategy: str = "lowest-price"
+    instance_max_spot_price: str | None = None
+    enable_on_demand_failover_for_errors: tuple[str, ...] = ()
+    ami_id_ssm_parameter_name: str | None = None
+    ssm_token_path: str = ""
+    ssm_config_path: str = ""
+    parameter_github_app_id_name: str = ""
+    parameter_github_app_key_base64_name: str = ""
+    parameter_github_app_webhook_secret_name: str = ""
+    ghes_url: str | None = None
+    ghes_ssl_verify: bool = True
+    scale_down_config: tuple[IdleWindow, ...] = ()
+    minimum_running_time_in_minutes: float = 5.0
+    runner_boot_time_in_minutes: float = 5.0
+    runner_owner: str | None = None
+    sqs_url_webhook: str = ""
+    log_level: str = "INFO"
+    # Beyond the contract's table: optional, with defaults that keep the contract's behaviour.
+    runner_os: Literal["linux", "windows"] = "linux"
+    runner_architecture: Literal["x64", "arm64"] = "x64"
+    repository_allow_list: tuple[str, ...] = ()
+    runner_binaries_bucket: str = ""
+    webhook_max_body_bytes: int = 1024 * 1024
+
+    @property
+    def runner_type(self) -> Literal["Org", "Repo"]:
+        """`ghr:Type` of the runners this deployment launches."""
+        return "Org" if self.enable_organization_runners else "Repo"
+
+    @property
+    def default_labels(self) -> tuple[str, ...]:
+        """The labels every runner carries: GitHub's defaults, then `RUNNER_LABELS`."""
+        return ("self-hosted", self.runner_os, self.runner_architecture, *self.runner_labels)
+
+
+T = TypeVar("T")
+
+
+class _Reader:
+    """Reads variables, converting each and recording every problem instead of stopping."""
+
+    def __init__(self, env: Mapping[str, str]) -> None:
+        self.env = env
+        self.problems: list[str] = []
+
+    def raw(self, name: str) -> str | None:
+        value = self.env.get(name)
+        if value is None or value.strip() == "":
+            return None
+        return value.strip()
+
+    def get(self, name: str, default: T, convert: Callable[[str], T]) -> T:
+        text = self.raw(name)
+        if text is None:
+            return default
+        try:
+            return convert(text)
+        except (ValueError, TypeError) as error:
+            self.problems.append(f"{name}: {error}")
+            return default
+
+    def text(self, name: str, default: str = "") -> str:
+        return self.get(name, default, str)
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+
+
+def _minutes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number of minutes, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"expected a finite number of minutes, got {text!r}")
+    return value
+
+
+def _comma_list(text: str) -> tuple[str, ...]:
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _json_string_list(text: str) -> tuple[str, ...]:
+    value = _json(text)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise ValueError("expected a JSON list of strings")
+    return tuple(value)
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"invalid JSON ({error.msg} at position {error.pos})") from None
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def convert(text: str) -> str:
+        if text not in options:
+            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
+        return text
+
+    return convert
+
+
+def _idle_windows(text: str) -> tuple[IdleWindow, ...]:
+    value = _json(text)
+    if not isinstance(value, list):
+        raise ValueError("expected a JSON list of {cron, timeZone, idleCount, evictionStrategy}")
+    windows: list[IdleWindow] = []
+    errors: list[str] = []
+    for index, entry in enumerate(value):
+        try:
+            windows.append(_idle_window(entry))
+        except ValueError as error:
+            errors.append(f"entry {index}: {error}")
+    if errors:
+        raise ValueError("; ".join(errors))
+    return tuple(windows)
+
+
+def _idle_window(entry: Any) -> IdleWindow:
+    if not isinstance(entry, dict):
+        raise ValueError("expected an object")
+    errors: list[str] = []
+    cron_text = entry.get("cron")
+    cron: Cron | None = None
+    if not isinstance(cron_text, str):
+        errors.append("cron: missing or not a string")
+    else:
+        try:
+            cron = parse_cron(cron_text)
+        except CronError as error:
+            errors.append(f"cron {cron_text!r}: {error}")
+    time_zone = entry.get("timeZone", "UTC")
+    try:
+        if not isinstance(time_zone, str):
+            raise ValueError
+        ZoneInfo(time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        errors.append(f"timeZone: unknown time zone {time_zone!r}")
+    idle_count = entry.get("idleCount", 0)
+    if isinstance(idle_count, bool) or not isinstance(idle_count, int) or idle_count < 0:
+        errors.append(f"idleCount: expected a non-negative integer, got {idle_count!r}")
+    strategy = entry.get("evictionStrategy", "oldest_first")
+    if strategy not in EVICTION_STRATEGIES:
+        errors.append(f"evictionStrategy: {strategy!r} is not one of oldest_first, newest_first")
+    if errors or cron is None:
+        raise ValueError(", ".join(errors))
+    return IdleWindow(cron=cron, time_zone=time_zone, idle_count=idle_count,
+                      eviction_strategy=strategy)
+
+
+def load_settings(env: Mapping[str, str], function: FunctionName | None = None) -> Settings:
+    """Build and validate the settings of `function` from `env`; raise one `ConfigError`."""
+    r = _Reader(env)
+    if function is not None:
+        for name in REQUIRED[function]:
+            if r.raw(name) is None:
+                r.problems.append(f"{name}: required by {function} but not set")
+    ephemeral = r.get("ENABLE_EPHEMERAL_RUNNERS", False, _bool)
+    maximum = r.get("RUNNERS_MAXIMUM_COUNT", 3, _int)
+    if maximum < -1:
+        r.problems.append(f"RUNNERS_MAXIMUM_COUNT: must be -1 (no cap) or more, got {maximum}")
+    minimum_running = r.get("MINIMUM_RUNNING_TIME_IN_MINUTES", 5.0, _minutes)
+    if minimum_running < 0:
+        r.problems.append("MINIMUM_RUNNING_TIME_IN_MINUTES: must not be negative")
+    boot_time = r.get("RUNNER_BOOT_TIME_IN_MINUTES", 5.0, _minutes)
+    if boot_time <= 0:
+        r.problems.append("RUNNER_BOOT_TIME_IN_MINUTES: must be more than 0")
+    ghes_url = r.raw("GHES_URL")
+    if ghes_url is not None and not ghes_url.startswith(("https://", "http://")):
+        r.problems.append(f"GHES_URL: expected an http:// or https:// URL, got {ghes_url!r}")
+    max_body = r.get("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, _int)
+    if max_body < 1:
+        r.problems.append("WEBHOOK_MAX_BODY_BYTES: must be positive")
+    allow_list = r.get("REPOSITORY_ALLOW_LIST", (), _json_string_list)
+    settings = Settings(
+        environment=r.text("ENVIRONMENT"),
+        enable_organization_runners=r.get("ENABLE_ORGANIZATION_RUNNERS", False, _bool),
+        runners_maximum_count=maximum,
+        runner_labels=r.get("RUNNER_LABELS", (), _comma_list),
+        runner_group_name=r.text("RUNNER_GROUP_NAME", "Default"),
+        runner_name_prefix=r.text("RUNNER_NAME_PREFIX"),
+        enable_ephemeral_runners=ephemeral,
+        # JIT configs register single-use runners, so they only make sense for ephemeral ones.
+        enable_jit_config=ephemeral and r.get("ENABLE_JIT_CONFIG", ephemeral, _bool),
+        enable_job_queued_check=r.get("ENABLE_JOB_QUEUED_CHECK", not ephemeral, _bool),
+        disable_runner_autoupdate=r.get("DISABLE_RUNNER_AUTOUPDATE", False, _bool),
+        launch_template_name=r.text("LAUNCH_TEMPLATE_NAME"),
+        subnet_ids=r.get("SUBNET_IDS", (), _comma_list),
+        instance_types=r.get("INSTANCE_TYPES", ("m5.large",), _comma_list) or ("m5.large",),
+        instance_target_capacity_type=r.get(  # type: ignore[arg-type]
+            "INSTANCE_TARGET_CAPACITY_TYPE", "spot", _choice(CAPACITY_TYPES)
+        ),
+        instance_allocation_strategy=r.get(
+            "INSTANCE_ALLOCATION_STRATEGY", "lowest-price", _choice(ALLOCATION_STRATEGIES)
+        ),
+        instance_max_spot_price=r.raw("INSTANCE_MAX_SPOT_PRICE"),
+        enable_on_demand_failover_for_errors=r.get(
+            "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS", (), _json_string_list
+        ),
+        ami_id_ssm_parameter_name=r.raw("AMI_ID_SSM_PARAMETER_NAME"),
+        ssm_token_path=r.text("SSM_TOKEN_PATH").rstrip("/"),
+        ssm_config_path=r.text("SSM_CONFIG_PATH").rstrip("/"),
+        parameter_github_app_id_name=r.text("PARAMETER_GITHUB_APP_ID_NAME"),
+        parameter_github_app_key_base64_name=r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
+        parameter_github_app_webhook_secret_name=r.text(
+            "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME"
+        ),
+        ghes_url=ghes_url.rstrip("/") if ghes_url else None,
+        ghes_ssl_verify=r.get("GHES_SSL_VERIFY", True, _bool),
+        scale_down_config=r.get("SCALE_DOWN_CONFIG", (), _idle_windows),
+        minimum_running_time_in_minutes=minimum_running,
+        runner_boot_time_in_minutes=boot_time,
+        runner_owner=r.raw("RUNNER_OWNER"),
+        sqs_url_webhook=r.text("SQS_URL_WEBHOOK"),
+        log_level=r.get(
+            "LOG_LEVEL", "INFO",
+            lambda t: _choice(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
+        ),
+        runner_os=r.get("RUNNER_OS", "linux", _choice(RUNNER_OSES)),  # type: ignore[arg-type]
+        runner_architecture=r.get(  # type: ignore[arg-type]
+            "RUNNER_ARCHITECTURE", "x64", _choice(RUNNER_ARCHITECTURES)
+        ),
+        repository_allow_list=allow_list,
+        runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
+        webhook_max_body_bytes=max_body,
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings

@@ -1,0 +1,63 @@
+"""Where the functions get their dependencies: built lazily, cached per container, resettable.
+
+Nothing is created at import time: a warm Lambda reuses what the first invocation built, and in
+tests devstack must be up (and the environment set) before any client exists.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+from chalicelib.settings import FunctionName, Settings, load_settings
+
+if TYPE_CHECKING:
+    from chalicelib.github import GitHubClient
+
+_settings: dict[str, Settings] = {}
+_clients: dict[str, Any] = {}
+_github: dict[str, GitHubClient] = {}
+
+
+def settings(function: FunctionName) -> Settings:
+    """The validated settings of `function`, read from the environment once per container."""
+    if function not in _settings:
+        _settings[function] = load_settings(os.environ, function)
+    return _settings[function]
+
+
+def aws(service: str) -> Any:
+    """A boto3 client of `service`, created once per container.
+
+    Endpoints, region and credentials come from the standard AWS variables. Adaptive retries
+    absorb throttling (SSM allows about 40 TPS per account, EC2 has a token bucket), and the
+    timeouts keep a stuck call inside the function's own timeout.
+    """
+    if service not in _clients:
+        import boto3
+        from botocore.config import Config
+
+        config = Config(
+            retries={"mode": "adaptive", "max_attempts": 8},
+            connect_timeout=5,
+            read_timeout=20,
+            max_pool_connections=20,
+        )
+        _clients[service] = boto3.session.Session().client(service, config=config)
+    return _clients[service]
+
+
+def github(function: FunctionName) -> GitHubClient:
+    """The GitHub App client, one per container: it holds the token and installation caches."""
+    if "client" not in _github:
+        from chalicelib.github import GitHubClient
+
+        _github["client"] = GitHubClient(settings(function), aws("ssm"))
+    return _github["client"]
+
+
+def reset() -> None:
+    """Forget every cached object (tests do this between cases)."""
+    _settings.clear()
+    _clients.clear()
+    _github.clear()

@@ -1,0 +1,108 @@
+"""The embedded local stack: moto (AWS) and a GitHub Enterprise Server fake on 127.0.0.1.
+
+Used by the tests, the demo and the benchmarks; never deployed. The code under test reaches it
+only through the standard `AWS_ENDPOINT_URL` and `GHES_URL`, so no code path knows it is a fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+import requests
+from botocore.config import Config
+
+from devstack.aws import AwsServer, FaultInjector
+from devstack.provision import Deployment, deploy
+
+REGION = "eu-west-1"
+
+# Dummy credentials, and no instance-metadata probing: nothing may leave the machine.
+AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    "AWS_REGION": REGION,
+    "AWS_EC2_METADATA_DISABLED": "true",
+}
+
+
+@dataclass
+class Devstack:
+    """A running devstack: the AWS endpoint, the GitHub fake, and the deployment laid down."""
+
+    aws: AwsServer
+    github: Any  # devstack.github_fake.GitHubFake
+    deployment: Deployment | None = None
+    _clients: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def start(cls, validate_github: bool = True) -> Devstack:
+        """Start moto and the GitHub fake on free loopback ports."""
+        from devstack.github_fake import GitHubFake
+
+        aws = AwsServer().start()
+        github = GitHubFake(validate=validate_github)
+        github.start()
+        return cls(aws=aws, github=github)
+
+    @property
+    def aws_endpoint(self) -> str:
+        """What `AWS_ENDPOINT_URL` points at."""
+        return self.aws.endpoint
+
+    @property
+    def aws_faults(self) -> FaultInjector:
+        """Call counts and fault injection of the AWS endpoint."""
+        return self.aws.faults
+
+    @property
+    def github_url(self) -> str:
+        """What `GHES_URL` points at (the API is under `/api/v3`)."""
+        return str(self.github.url)
+
+    def boto(self, service: str) -> Any:
+        """A boto3 client of `service` pointed at devstack (for tests and the simulation)."""
+        if service not in self._clients:
+            self._clients[service] = boto3.client(
+                service, endpoint_url=self.aws_endpoint, region_name=REGION,
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+            )
+        return self._clients[service]
+
+    def deploy(self, **overrides: Any) -> Deployment:
+        """Lay down the VPC, launch template, App parameters and queues of a deployment."""
+        self.deployment = deploy(self.boto, self.github.app_id, self.github.private_key_pem,
+                                 **overrides)
+        return self.deployment
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The whole environment a function needs to run against devstack."""
+        values = {**AWS_ENV, "AWS_ENDPOINT_URL": self.aws_endpoint, "GHES_URL": self.github_url}
+        if self.deployment is not None:
+            values.update(self.deployment.env())
+        values.update(overrides)
+        return values
+
+    def reset(self) -> None:
+        """Empty moto and the GitHub fake, and forget faults and counts."""
+        requests.post(f"{self.aws_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+        self.aws_faults.reset()
+        self.github.reset()
+        self.deployment = None
+
+    def stop(self) -> None:
+        """Stop both servers."""
+        self.github.stop()
+        self.aws.stop()
+
+
+def export_lines(stack: Devstack) -> list[str]:
+    """Shell `export` lines pointing `chalice local` or the AWS CLI at `stack`."""
+    return [f"export {name}={value}" for name, value in sorted(stack.env().items())]
+
+
+__all__ = ["AWS_ENV", "Deployment", "Devstack", "export_lines"]

@@ -1,0 +1,100 @@
+"""GitHub App credentials of the fake: the App's RSA key, App JWT verification, minted secrets.
+
+The checks and messages follow what GitHub answers (401 with these exact `message` strings), so the
+system's error handling is exercised against the real wording.
+"""
+
+from __future__ import annotations
+
+import secrets
+import string
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+# GitHub refuses an App JWT that lives longer than ten minutes.
+MAX_JWT_LIFETIME = 600
+
+MSG_JWT_REQUIRED = "A JSON web token is required to access this endpoint."
+MSG_JWT_UNDECODABLE = "A JSON web token could not be decoded"
+MSG_EXP_TOO_FAR = "'Expiration time' claim ('exp') is too far in the future"
+MSG_EXP_INVALID = (
+    "'Expiration time' claim ('exp') must be a numeric value representing the future time at which "
+    "the assertion expires"
+)
+MSG_IAT_INVALID = (
+    "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued"
+)
+MSG_ISS_MISSING = "Missing 'issuer' claim ('iss') in assertion"
+MSG_ISS_INVALID = "'Issuer' claim ('iss') must be an Integer"
+MSG_ISS_UNKNOWN = "Integration not found"
+
+
+class JwtRejected(Exception):
+    """An App JWT GitHub would refuse; `message` is GitHub's wording (never contains the JWT)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass(frozen=True)
+class AppKey:
+    """The App's RSA key pair: the private half as PKCS#1 PEM, the public half to verify JWTs."""
+
+    private_key_pem: str
+    public_key: rsa.RSAPublicKey
+
+    @classmethod
+    def generate(cls) -> AppKey:
+        """A fresh 2048-bit key, as GitHub issues when an App key is created."""
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,  # PKCS#1, "BEGIN RSA PRIVATE KEY"
+            serialization.NoEncryption(),
+        ).decode("ascii")
+        return cls(private_key_pem=pem, public_key=key.public_key())
+
+
+def verify_app_jwt(token: str, key: AppKey, app_id: int, client_id: str, now: float) -> dict[str, Any]:
+    """The claims of a valid App JWT for this App at time `now`; raises JwtRejected otherwise."""
+    try:
+        claims: dict[str, Any] = jwt.decode(
+            token,
+            key.public_key,
+            algorithms=["RS256"],
+            # Times are checked below against the fake's injectable clock, not the wall clock.
+            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+        )
+    except jwt.InvalidTokenError as err:
+        raise JwtRejected(MSG_JWT_UNDECODABLE) from err
+    iss = claims.get("iss")
+    if iss is None:
+        raise JwtRejected(MSG_ISS_MISSING)
+    if iss != client_id:
+        if isinstance(iss, bool) or not str(iss).isdigit():
+            raise JwtRejected(MSG_ISS_INVALID)
+        if int(iss) != app_id:
+            raise JwtRejected(MSG_ISS_UNKNOWN)
+    iat, exp = claims.get("iat"), claims.get("exp")
+    if not _is_number(iat) or iat > now:
+        raise JwtRejected(MSG_IAT_INVALID)
+    if not _is_number(exp) or exp <= now:
+        raise JwtRejected(MSG_EXP_INVALID)
+    if exp - iat > MAX_JWT_LIFETIME or exp > now + MAX_JWT_LIFETIME:
+        raise JwtRejected(MSG_EXP_TOO_FAR)
+    return claims
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def random_token(prefix: str, length: int = 36) -> str:
+    """A secret shaped like GitHub's (`ghs_...` installation tokens, `A...` registration tokens)."""
+    alphabet = string.ascii_letters + string.digits
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))

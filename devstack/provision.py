@@ -1,0 +1,107 @@
+"""Lay down in devstack's AWS what a deployment of infra/ would have created."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+ENVIRONMENT = "devstack"
+# One of moto's built-in Amazon Linux images; listing images costs moto over a second.
+IMAGE_ID = "ami-03cf127a"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """Names and ids of one devstack deployment, as the functions' environment refers to them."""
+
+    environment: str
+    vpc_id: str
+    subnet_ids: tuple[str, ...]
+    launch_template_name: str
+    image_id: str
+    queue_url: str
+    dead_letter_queue_url: str
+    webhook_secret: str
+    token_path: str
+    config_path: str
+    app_id_parameter: str
+    app_key_parameter: str
+    webhook_secret_parameter: str
+
+    def env(self) -> dict[str, str]:
+        """The deployment's part of the functions' environment (CONTRACT.md §2)."""
+        return {
+            "ENVIRONMENT": self.environment,
+            "LAUNCH_TEMPLATE_NAME": self.launch_template_name,
+            "SUBNET_IDS": ",".join(self.subnet_ids),
+            "SSM_TOKEN_PATH": self.token_path,
+            "SSM_CONFIG_PATH": self.config_path,
+            "PARAMETER_GITHUB_APP_ID_NAME": self.app_id_parameter,
+            "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": self.app_key_parameter,
+            "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": self.webhook_secret_parameter,
+            "SQS_URL_WEBHOOK": self.queue_url,
+        }
+
+
+def deploy(clients: Any, app_id: int, private_key_pem: str,
+           environment: str = ENVIRONMENT, queue_delay_seconds: int = 0) -> Deployment:
+    """Create the VPC, subnets, launch template, App parameters and build queues."""
+    ec2, ssm, sqs = clients("ec2"), clients("ssm"), clients("sqs")
+    prefix = f"/github-action-runners/{environment}"
+    vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
+    subnet_ids = tuple(
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.0.{n}.0/24",
+                          AvailabilityZone=zones[n % len(zones)])["Subnet"]["SubnetId"]
+        for n in (1, 2)
+    )
+    image_id = IMAGE_ID
+    template = f"{environment}-action-runner"
+    ec2.create_launch_template(
+        LaunchTemplateName=template,
+        LaunchTemplateData={
+            "ImageId": image_id,
+            "InstanceType": "m5.large",
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+        },
+    )
+    ids = {
+        "id": f"{prefix}/app/github_app_id",
+        "key": f"{prefix}/app/github_app_key_base64",
+        "secret": f"{prefix}/app/github_app_webhook_secret",
+    }
+    webhook_secret = secrets.token_hex(32)
+    ssm.put_parameter(Name=ids["id"], Value=str(app_id), Type="String", Overwrite=True)
+    ssm.put_parameter(Name=ids["key"], Type="SecureString", Overwrite=True,
+                      Value=base64.b64encode(private_key_pem.encode()).decode())
+    ssm.put_parameter(Name=ids["secret"], Value=webhook_secret, Type="SecureString",
+                      Overwrite=True)
+    dlq_url = sqs.create_queue(QueueName=f"{environment}-queued-builds-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName=f"{environment}-queued-builds",
+        Attributes={
+            "DelaySeconds": str(queue_delay_seconds),
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}),
+        },
+    )["QueueUrl"]
+    return Deployment(
+        environment=environment,
+        vpc_id=vpc_id,
+        subnet_ids=subnet_ids,
+        launch_template_name=template,
+        image_id=image_id,
+        queue_url=queue_url,
+        dead_letter_queue_url=dlq_url,
+        webhook_secret=webhook_secret,
+        token_path=f"{prefix}/runners/tokens",
+        config_path=f"{prefix}/runners/config",
+        app_id_parameter=ids["id"],
+        app_key_parameter=ids["key"],
+        webhook_secret_parameter=ids["secret"],
+    )
