@@ -10,7 +10,7 @@ import base64
 import binascii
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -152,7 +152,7 @@ class AppAuth:
                 self._credentials = load_app_credentials(self.ssm, self.id_name, self.key_name)
             return self._credentials
 
-    def _app_call(self, method: str, template: str, path: dict[str, str | int],
+    def _app_call(self, method: str, template: str, path: Mapping[str, str | int],
                   accept: tuple[int, ...] = ()) -> Any:
         try:
             return self.http.request(

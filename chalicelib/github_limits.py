@@ -55,8 +55,8 @@ def backoff_delay(
     cap: float = BACKOFF_CAP_SECONDS,
     rand: Callable[[], float] = random.random,
 ) -> float:
-    """Full-jitter delay before retry number `attempt` (0-based): uniform in [0, min(cap, base*2^n)]."""
-    return rand() * min(cap, base * (2 ** max(0, attempt)))
+    """Full-jitter delay before retry `attempt` (0-based): uniform in [0, min(cap, base * 2^n)]."""
+    return rand() * min(cap, base * 2.0 ** max(0, attempt))
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def classify_rate_limit(
     if not is_secondary:
         return None  # a plain 403: permissions, not pacing
     first = retry_after if retry_after is not None else SECONDARY_DEFAULT_WAIT_SECONDS
-    return RateLimitHit("secondary", max(0.0, first) * (2 ** max(0, earlier_hits)))
+    return RateLimitHit("secondary", max(0.0, first) * 2.0 ** max(0, earlier_hits))
 
 
 def unauthorized_hint(message: str) -> str:
@@ -123,7 +123,9 @@ class SlidingWindowPacer:
     Bursts up to `limit` pass at full speed; the next one waits until the oldest leaves the window.
     """
 
-    def __init__(self, limit: int = WRITES_PER_WINDOW, window: float = WRITE_WINDOW_SECONDS) -> None:
+    def __init__(
+        self, limit: int = WRITES_PER_WINDOW, window: float = WRITE_WINDOW_SECONDS
+    ) -> None:
         self.limit = limit
         self.window = window
         self._events: dict[str, deque[float]] = {}

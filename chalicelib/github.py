@@ -1,0 +1,265 @@
+"""The GitHub adapter: the domain calls the functions make, as a GitHub App installation.
+
+Raw GitHub JSON stops here; callers get `Runner`, `JitConfig`, `RunnerRelease`, plain strings and
+the project's errors. Authentication lives in `github_auth`, transport rules in `github_http`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Literal
+
+import requests
+from botocore.exceptions import BotoCoreError, ClientError
+
+from chalicelib import metrics
+from chalicelib.errors import PermanentError
+from chalicelib.github_auth import AppAuth, InstallationToken
+from chalicelib.github_http import GitHubHttp, GitHubUnauthorized
+from chalicelib.github_limits import api_base_url
+from chalicelib.logs import get_logger
+from chalicelib.models import JitConfig, Runner, RunnerRelease, RunnerType
+from chalicelib.settings import Settings
+
+log = get_logger(__name__)
+
+DeleteOutcome = Literal["deleted", "busy", "not_found"]
+PER_PAGE = 100
+# 100 pages of 100: far above any installation's runner count; stops a pagination loop on a
+# misbehaving server.
+MAX_PAGES = 100
+_RELEASE_OS = {"linux": "linux", "windows": "win", "osx": "osx", "macos": "osx"}
+
+
+def _scope(owner: str, runner_type: RunnerType) -> tuple[str, dict[str, str | int]]:
+    """The path prefix and parameters of an owner's runners: an org, or `owner/repo`."""
+    if runner_type == "Org":
+        return "/orgs/{org}", {"org": owner}
+    repo_owner, _, repo = owner.partition("/")
+    if not repo_owner or not repo:
+        raise PermanentError(f"repository runners need an owner of the form owner/repo: {owner!r}")
+    return "/repos/{owner}/{repo}", {"owner": repo_owner, "repo": repo}
+
+
+def _runner(data: Mapping[str, Any]) -> Runner:
+    labels = tuple(str(label.get("name", "")) for label in data.get("labels", []))
+    return Runner(id=int(data["id"]), name=str(data.get("name", "")),
+                  status=str(data.get("status", "")), busy=bool(data.get("busy", False)),
+                  labels=labels)
+
+
+class GitHubClient:
+    """GitHub as the functions use it: jobs, runner registration, runners, runner releases."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        ssm: Any,
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.settings = settings
+        self.ssm = ssm
+        self.http = GitHubHttp(api_base_url(settings.ghes_url), verify=settings.ghes_ssl_verify,
+                               session=session, clock=clock, sleep=sleep)
+        self.auth = AppAuth(self.http, ssm, settings.parameter_github_app_id_name,
+                            settings.parameter_github_app_key_base64_name, clock)
+        self._groups: dict[tuple[str, str], int] = {}
+
+    def set_deadline(self, remaining_seconds: float) -> None:
+        """Bound waits and retries by the invocation's remaining time; past it: RetryableError."""
+        self.http.set_deadline(remaining_seconds)
+
+    @property
+    def rate_limit(self) -> dict[str, int | str]:
+        """The last seen x-ratelimit-* values: remaining, limit, reset, resource, used."""
+        return dict(self.http.last_rate_limit)
+
+    def log_summary(self) -> None:
+        """Log this container's GitHub usage and publish the remaining rate-limit budget."""
+        seen = self.http.last_rate_limit
+        log.info("github usage", **self.http.stats,
+                 rate_limit_remaining=seen.get("remaining"), rate_limit_limit=seen.get("limit"),
+                 rate_limit_reset=seen.get("reset"), rate_limit_resource=seen.get("resource"))
+        remaining = seen.get("remaining")
+        if isinstance(remaining, int):
+            metrics.put("GitHubRateLimitRemaining", remaining, unit="Count")
+
+    def installation_id(self, owner: str, runner_type: RunnerType, hint: int = 0) -> int:
+        """The App's installation id for `owner`; `hint` (the message's id) when non-zero."""
+        return self.auth.installation_id(owner, runner_type, hint)
+
+    def _send(self, token: InstallationToken, method: str, template: str,
+              path: Mapping[str, str | int], **options: Any) -> requests.Response:
+        return self.http.request(method, template, path, authorization="Bearer " + token.token,
+                                 bucket=f"installation:{token.installation_id}", **options)
+
+    def _call(self, owner: str, runner_type: RunnerType, installation_id: int, method: str,
+              template: str, path: Mapping[str, str | int], **options: Any) -> requests.Response:
+        """One call as `owner`'s installation; a rejected token is renewed and retried once."""
+        token = self.auth.token(owner, runner_type, installation_id)
+        try:
+            return self._send(token, method, template, path, **options)
+        except GitHubUnauthorized:
+            # Revoked or expired early (FI-06, BI-26): one fresh token, one more try.
+            log.warning("github installation token rejected", call=f"{method} {template}",
+                        installation_id=token.installation_id)
+            self.auth.invalidate(token.installation_id)
+        token = self.auth.token(owner, runner_type, token.installation_id)
+        try:
+            return self._send(token, method, template, path, **options)
+        except GitHubUnauthorized as error:
+            self.auth.invalidate(token.installation_id)
+            log.error("github authentication failed", call=f"{method} {template}",
+                      installation_id=token.installation_id)
+            raise PermanentError(
+                f"{method} {template}: 401 installation token rejected after a refresh "
+                "(App key revoked or installation suspended?)"
+            ) from error
+
+    def _pages(self, owner: str, runner_type: RunnerType, installation_id: int, template: str,
+               path: Mapping[str, str | int], key: str) -> list[Mapping[str, Any]]:
+        """Every item of a paginated list (`per_page=100`), deduplicated by id."""
+        items: dict[Any, Mapping[str, Any]] = {}
+        for page in range(1, MAX_PAGES + 1):
+            response = self._call(owner, runner_type, installation_id, "GET", template, path,
+                                  query={"per_page": PER_PAGE, "page": page})
+            body = response.json()
+            batch = body.get(key) or []
+            for item in batch:
+                # A runner registering mid-listing shifts the pages; the id keeps one copy.
+                items[item.get("id")] = item
+            total = body.get("total_count")
+            if response.links:
+                more = "next" in response.links
+            else:
+                more = len(batch) == PER_PAGE and not (isinstance(total, int)
+                                                       and len(items) >= total)
+            if not more:
+                break
+        return list(items.values())
+
+    def job_status(self, repo_full_name: str, job_id: int, installation_id: int = 0) -> str:
+        """The status of workflow job `job_id` ("queued", "in_progress", "completed", ...)."""
+        repo_owner, _, repo = repo_full_name.partition("/")
+        runner_type = self.settings.runner_type
+        owner = repo_owner if runner_type == "Org" else repo_full_name
+        response = self._call(owner, runner_type, installation_id, "GET",
+                              "/repos/{owner}/{repo}/actions/jobs/{job_id}",
+                              {"owner": repo_owner, "repo": repo, "job_id": job_id})
+        return str(response.json()["status"])
+
+    def registration_token(self, owner: str, runner_type: RunnerType,
+                           installation_id: int = 0) -> str:
+        """A runner registration token for `owner` (valid one hour)."""
+        prefix, path = _scope(owner, runner_type)
+        response = self._call(owner, runner_type, installation_id, "POST",
+                              prefix + "/actions/runners/registration-token", path)
+        return str(response.json()["token"])
+
+    def jit_config(self, owner: str, runner_type: RunnerType, name: str, runner_group_id: int,
+                   labels: Sequence[str], installation_id: int = 0) -> JitConfig:
+        """Create a just-in-time runner `name` and return its id and encoded configuration."""
+        prefix, path = _scope(owner, runner_type)
+        body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels),
+                "work_folder": "_work"}
+        response = self._call(owner, runner_type, installation_id, "POST",
+                              prefix + "/actions/runners/generate-jitconfig", path, body=body)
+        data = response.json()
+        return JitConfig(runner_id=int(data["runner"]["id"]),
+                         encoded_jit_config=str(data["encoded_jit_config"]))
+
+    def runner_group_id(self, org: str, group_name: str, installation_id: int = 0) -> int:
+        """The id of `org`'s runner group `group_name`, cached in SSM and in memory."""
+        if (org, group_name) in self._groups:
+            return self._groups[(org, group_name)]
+        parameter = f"{self.settings.ssm_config_path}/runner-group/{group_name}"
+        group_id = self._cached_group(parameter)
+        if group_id is None:
+            groups = self._pages(org, "Org", installation_id, "/orgs/{org}/actions/runner-groups",
+                                 {"org": org}, "runner_groups")
+            found = [g for g in groups if g.get("name") == group_name]
+            if not found:
+                raise PermanentError(
+                    f"GET /orgs/{{org}}/actions/runner-groups: runner group {group_name!r} "
+                    f"not found in {org}"
+                )
+            group_id = int(found[0]["id"])
+            self._store_group(parameter, group_id)
+        self._groups[(org, group_name)] = group_id
+        return group_id
+
+    def _cached_group(self, parameter: str) -> int | None:
+        try:
+            value = self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
+            return int(value)
+        except ClientError as error:
+            code = error.response.get("Error", {}).get("Code", "")
+            if code != "ParameterNotFound":
+                log.warning("runner group cache unreadable", parameter=parameter, code=code)
+        except (BotoCoreError, ValueError, KeyError) as error:
+            log.warning("runner group cache unreadable", parameter=parameter,
+                        error=type(error).__name__)
+        return None
+
+    def _store_group(self, parameter: str, group_id: int) -> None:
+        try:
+            self.ssm.put_parameter(Name=parameter, Value=str(group_id), Type="String",
+                                   Overwrite=True)
+        except (ClientError, BotoCoreError) as error:
+            # Only a cache: the next container looks the group up again.
+            log.warning("runner group cache not written", parameter=parameter,
+                        error=type(error).__name__)
+
+    def list_runners(self, owner: str, runner_type: RunnerType,
+                     installation_id: int = 0) -> list[Runner]:
+        """Every self-hosted runner of `owner`, across all pages."""
+        prefix, path = _scope(owner, runner_type)
+        items = self._pages(owner, runner_type, installation_id, prefix + "/actions/runners",
+                            path, "runners")
+        return [_runner(item) for item in items]
+
+    def get_runner(self, owner: str, runner_type: RunnerType, runner_id: int,
+                   installation_id: int = 0) -> Runner | None:
+        """Runner `runner_id` of `owner`, or None when GitHub does not know it (404)."""
+        prefix, path = _scope(owner, runner_type)
+        response = self._call(owner, runner_type, installation_id, "GET",
+                              prefix + "/actions/runners/{runner_id}",
+                              {**path, "runner_id": runner_id}, accept=(404,))
+        return None if response.status_code == 404 else _runner(response.json())
+
+    def delete_runner(self, owner: str, runner_type: RunnerType, runner_id: int,
+                      installation_id: int = 0) -> DeleteOutcome:
+        """Deregister runner `runner_id`: "deleted", "busy" (422, running a job) or "not_found"."""
+        prefix, path = _scope(owner, runner_type)
+        response = self._call(owner, runner_type, installation_id, "DELETE",
+                              prefix + "/actions/runners/{runner_id}",
+                              {**path, "runner_id": runner_id}, accept=(404, 422))
+        outcome: DeleteOutcome = "deleted"
+        if response.status_code == 404:
+            outcome = "not_found"
+        elif response.status_code == 422:
+            outcome = "busy"  # "Runner is still running a job": the caller keeps its instance
+        log.info("github runner delete", owner=owner, runner_id=runner_id, outcome=outcome)
+        return outcome
+
+    def latest_runner_release(self, os: str, arch: str) -> RunnerRelease:
+        """The latest `actions/runner` release asset for `os` (linux, windows) and `arch`."""
+        token = self.auth.any_cached_token() if self.settings.ghes_url else None
+        template = "/repos/{owner}/{repo}/releases/latest"
+        response = self.http.request(
+            "GET", template, {"owner": "actions", "repo": "runner"},
+            authorization=("Bearer " + token.token) if token else None,
+            bucket=f"installation:{token.installation_id}" if token else "anonymous",
+        )
+        data = response.json()
+        version = str(data.get("tag_name", "")).lstrip("v")
+        prefix = f"actions-runner-{_RELEASE_OS.get(os, os)}-{arch}-{version}."
+        for asset in data.get("assets", []):
+            if str(asset.get("name", "")).startswith(prefix):
+                return RunnerRelease(version=version, filename=str(asset["name"]),
+                                     download_url=str(asset["browser_download_url"]))
+        raise PermanentError(f"GET {template}: no asset {prefix}* in release {version}")
