@@ -42,7 +42,8 @@ class AppCredentials:
     """The GitHub App's id and PEM private key."""
 
     app_id: int
-    private_key: str = field(repr=False)
+    # Parsed once: loading a PEM checks the RSA key (tens of milliseconds), signing is fast.
+    private_key: RSAPrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -54,8 +55,8 @@ class InstallationToken:
     expires_at: float
 
 
-def decode_private_key(value: str, parameter: str) -> str:
-    """The PEM text of an App key stored as base64 (or as PEM); ConfigError naming `parameter`."""
+def decode_private_key(value: str, parameter: str) -> RSAPrivateKey:
+    """The App's RSA key from its base64 (or plain) PEM text; ConfigError naming `parameter`."""
     problem = f"{parameter}: invalid GitHub App private key format (expected base64 of a PEM key)"
     # Keys pasted through shells and templates often carry literal "\n" sequences, in the base64
     # text or in the PEM inside it; both are line breaks in the original.
@@ -72,7 +73,7 @@ def decode_private_key(value: str, parameter: str) -> str:
         raise ConfigError(problem) from None
     if not isinstance(key, RSAPrivateKey):
         raise ConfigError(f"{parameter}: the GitHub App private key must be an RSA key")
-    return text
+    return key
 
 
 def load_app_credentials(ssm: Any, id_name: str, key_name: str) -> AppCredentials:
