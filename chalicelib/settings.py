@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.cron import Cron, CronError, parse_cron
@@ -30,6 +30,9 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "sync_runner_binaries": ("ENVIRONMENT", "RUNNER_BINARIES_BUCKET"),
 }
 
+CapacityType = Literal["spot", "on-demand"]
+RunnerOs = Literal["linux", "windows"]
+RunnerArchitecture = Literal["x64", "arm64"]
 CAPACITY_TYPES = ("spot", "on-demand")
 ALLOCATION_STRATEGIES = (
     "lowest-price",
@@ -51,7 +54,7 @@ class IdleWindow:
     cron: Cron
     time_zone: str
     idle_count: int
-    eviction_strategy: Literal["oldest_first", "newest_first"] = "oldest_first"
+    eviction_strategy: str = "oldest_first"
 
 
 @dataclass(frozen=True)
@@ -123,15 +126,15 @@ class _Reader:
             return None
         return value.strip()
 
-    def get(self, name: str, default: T, convert: Callable[[str], T]) -> T:
+    def get(self, name: str, default: Any, convert: Callable[[str], T]) -> T:
         text = self.raw(name)
         if text is None:
-            return default
+            return cast(T, default)
         try:
             return convert(text)
         except (ValueError, TypeError) as error:
             self.problems.append(f"{name}: {error}")
-            return default
+            return cast(T, default)
 
     def text(self, name: str, default: str = "") -> str:
         return self.get(name, default, str)
@@ -277,9 +280,9 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
         launch_template_name=r.text("LAUNCH_TEMPLATE_NAME"),
         subnet_ids=r.get("SUBNET_IDS", (), _comma_list),
         instance_types=r.get("INSTANCE_TYPES", ("m5.large",), _comma_list) or ("m5.large",),
-        instance_target_capacity_type=r.get(  # type: ignore[arg-type]
+        instance_target_capacity_type=cast(CapacityType, r.get(
             "INSTANCE_TARGET_CAPACITY_TYPE", "spot", _choice(CAPACITY_TYPES)
-        ),
+        )),
         instance_allocation_strategy=r.get(
             "INSTANCE_ALLOCATION_STRATEGY", "lowest-price", _choice(ALLOCATION_STRATEGIES)
         ),
@@ -306,10 +309,10 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
             "LOG_LEVEL", "INFO",
             lambda t: _choice(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
         ),
-        runner_os=r.get("RUNNER_OS", "linux", _choice(RUNNER_OSES)),  # type: ignore[arg-type]
-        runner_architecture=r.get(  # type: ignore[arg-type]
+        runner_os=cast(RunnerOs, r.get("RUNNER_OS", "linux", _choice(RUNNER_OSES))),
+        runner_architecture=cast(RunnerArchitecture, r.get(
             "RUNNER_ARCHITECTURE", "x64", _choice(RUNNER_ARCHITECTURES)
-        ),
+        )),
         repository_allow_list=allow_list,
         runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
         webhook_max_body_bytes=max_body,

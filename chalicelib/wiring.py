@@ -43,7 +43,7 @@ def aws(service: str) -> Any:
             read_timeout=20,
             max_pool_connections=20,
         )
-        _clients[service] = boto3.session.Session().client(service, config=config)
+        _clients[service] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
     return _clients[service]
 
 

@@ -69,7 +69,7 @@ class Devstack:
             self._clients[service] = boto3.client(
                 service, endpoint_url=self.aws_endpoint, region_name=REGION,
                 aws_access_key_id="testing", aws_secret_access_key="testing",
-                config=Config(retries={"max_attempts": 1, "mode": "standard"}),
+                config=Config(retries={"total_max_attempts": 1, "mode": "standard"}),
             )
         return self._clients[service]
 

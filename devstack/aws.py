@@ -9,6 +9,7 @@ by (service, action), which is how tests and benchmarks count AWS calls.
 from __future__ import annotations
 
 import io
+import json
 import logging
 import re
 import threading
@@ -169,7 +170,7 @@ def _error_response(service: str, environ: dict[str, Any], fault: _Fault,
     status = f"{fault.status} Injected"
     if environ.get("HTTP_X_AMZ_TARGET"):
         # JSON protocols (SSM, SQS, ...): botocore reads the code from __type.
-        payload = ('{"__type": "%s", "message": "%s"}' % (fault.code, fault.message)).encode()
+        payload = json.dumps({"__type": fault.code, "message": fault.message}).encode()
         start_response(status, [("Content-Type", "application/x-amz-json-1.1"),
                                 ("x-amzn-query-error", f"{fault.code};Sender"),
                                 ("Content-Length", str(len(payload)))])

@@ -49,7 +49,8 @@ def test_defaults_follow_the_contract() -> None:
 
 
 def test_lists_are_split_and_trimmed_and_paths_lose_trailing_slash() -> None:
-    s = load_settings({**BASE, "RUNNER_LABELS": "gpu, large ,", "INSTANCE_TYPES": "c5.large,m5.large"})
+    s = load_settings({**BASE, "RUNNER_LABELS": "gpu, large ,",
+                       "INSTANCE_TYPES": "c5.large,m5.large"})
     assert s.subnet_ids == ("subnet-a", "subnet-b")
     assert s.runner_labels == ("gpu", "large")
     assert s.instance_types == ("c5.large", "m5.large")
