@@ -1,0 +1,63 @@
+"""Structured logs are one JSON object per line with fields; metrics print as EMF documents."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from chalicelib import logs, metrics
+
+
+def test_log_line_is_json_with_message_fields_and_bound_context(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    logs.configure("INFO")
+    logs.clear()
+    logs.bind(function="scale_up", request_id="r-1")
+    logs.get_logger("chalicelib.scale_up").info("scale-up plan", owner="acme", launching=3)
+    logs.get_logger("chalicelib.scale_up").debug("not shown")
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    assert len(lines) == 1
+    entry = lines[0]
+    assert entry["message"] == "scale-up plan"
+    assert entry["owner"] == "acme" and entry["launching"] == 3
+    assert entry["function"] == "scale_up" and entry["request_id"] == "r-1"
+    assert entry["level"] == "INFO" and entry["logger"] == "ghr.scale_up"
+    logs.clear()
+
+
+def test_error_with_exc_info_names_the_error_type(capsys: pytest.CaptureFixture[str]) -> None:
+    logs.configure("INFO")
+    try:
+        raise ValueError("bad thing")
+    except ValueError:
+        logs.get_logger("x").error("failed", exc_info=True, owner="acme")
+    entry = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert entry["error_type"] == "ValueError" and entry["error"] == "bad thing"
+
+
+def test_configure_twice_installs_one_handler() -> None:
+    logs.configure("INFO")
+    logs.configure("WARN")
+    root = logging.getLogger("ghr")
+    assert len([h for h in root.handlers if isinstance(h.formatter, logs.JsonFormatter)]) == 1
+    assert root.level == logging.WARNING
+    logs.configure("INFO")
+
+
+def test_metrics_flush_prints_emf_and_forgets(capsys: pytest.CaptureFixture[str]) -> None:
+    metrics.flush()
+    capsys.readouterr()
+    metrics.put("JobsLaunched", 2, owner="acme")
+    metrics.put("JobsLaunched", 3, owner="acme")
+    assert metrics.pending() == {"JobsLaunched": 5.0}
+    metrics.flush(function="scale_up")
+    (line,) = capsys.readouterr().out.splitlines()
+    document = json.loads(line)
+    spec = document["_aws"]["CloudWatchMetrics"][0]
+    assert spec["Namespace"] == "GitHubRunners"
+    assert spec["Dimensions"] == [["function", "owner"]]
+    assert document["JobsLaunched"] == [2.0, 3.0]
+    assert metrics.pending() == {}
