@@ -35,6 +35,18 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StdoutHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever `sys.stdout` is now (Lambda's, or a test's capture)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stdout
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 class Logger:
     """A thin wrapper over `logging` taking fields as keyword arguments."""
 
@@ -75,7 +87,7 @@ def configure(level: str = "INFO") -> None:
     name = level.upper()
     root.setLevel("WARNING" if name == "WARN" else name)
     if not any(isinstance(h.formatter, JsonFormatter) for h in root.handlers):
-        handler = logging.StreamHandler(sys.stdout)
+        handler = _StdoutHandler()
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
         root.propagate = True
