@@ -7,7 +7,8 @@ tests devstack must be up (and the environment set) before any client exists.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.settings import FunctionName, Settings, load_settings
 
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 _settings: dict[str, Settings] = {}
 _clients: dict[str, Any] = {}
 _github: dict[str, GitHubClient] = {}
+_objects: dict[str, Any] = {}
+T = TypeVar("T")
 
 
 def settings(function: FunctionName) -> Settings:
@@ -26,25 +29,35 @@ def settings(function: FunctionName) -> Settings:
     return _settings[function]
 
 
-def aws(service: str) -> Any:
+def aws(service: str, *, quick: bool = False) -> Any:
     """A boto3 client of `service`, created once per container.
 
     Endpoints, region and credentials come from the standard AWS variables. Adaptive retries
     absorb throttling (SSM allows about 40 TPS per account, EC2 has a token bucket), and the
-    timeouts keep a stuck call inside the function's own timeout.
+    timeouts keep a stuck call inside the function's own timeout. `quick` clients (the webhook)
+    retry less and wait less: GitHub counts a delivery as failed after 10 s, and a fast 5xx is
+    better than a late 2xx.
     """
-    if service not in _clients:
+    key = f"{service}:quick" if quick else service
+    if key not in _clients:
         import boto3
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "adaptive", "max_attempts": 8},
-            connect_timeout=5,
-            read_timeout=20,
+            retries={"mode": "adaptive", "max_attempts": 3 if quick else 8},
+            connect_timeout=2 if quick else 5,
+            read_timeout=3 if quick else 20,
             max_pool_connections=20,
         )
-        _clients[service] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
-    return _clients[service]
+        _clients[key] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+    return _clients[key]
+
+
+def cached(name: str, build: Callable[[], T]) -> T:
+    """The object `build()` returns, built once per container under `name` (reset forgets it)."""
+    if name not in _objects:
+        _objects[name] = build()
+    return _objects[name]  # type: ignore[no-any-return]
 
 
 def github(function: FunctionName) -> GitHubClient:
@@ -61,3 +74,4 @@ def reset() -> None:
     _settings.clear()
     _clients.clear()
     _github.clear()
+    _objects.clear()

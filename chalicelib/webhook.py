@@ -1,0 +1,192 @@
+"""The webhook: verify a GitHub delivery, and put each queued job this deployment serves on the
+build queue.
+
+Only validation and one SQS call happen here, never GitHub or EC2: GitHub counts a delivery as
+failed after 10 s. The order is fixed by what each step may cost: the size is checked before the
+HMAC runs over the body, and the signature before the body is parsed. A rejected delivery is
+logged by its delivery id; never its signature, its body or the secret.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib import job_metrics, logs, metrics, webhook_signature, wiring
+from chalicelib.errors import ConfigError, PermanentError, RetryableError
+from chalicelib.settings import Settings
+from chalicelib.sqs import BuildJob, BuildQueue
+from chalicelib.webhook_payload import (
+    PayloadError,
+    labels_match,
+    parse_payload,
+    queued_job,
+    repository_allowed,
+)
+from chalicelib.webhook_secret import WebhookSecrets
+
+DELIVERY_METRIC = "WebhookDeliveries"
+_MAX_HEADER_ECHO = 100
+_MAX_REASON = 500
+
+log = logs.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class WebhookResult:
+    """The HTTP answer to a delivery: status and JSON body."""
+
+    status: int
+    body: str
+
+
+@dataclass(frozen=True)
+class _Delivery:
+    """What the headers say about a delivery, trimmed so that none can flood a log line."""
+
+    delivery_id: str | None
+    event: str | None
+    signature: str | None
+    content_type: str
+
+
+def _read_headers(headers: Mapping[str, str]) -> _Delivery:
+    lowered = {str(name).lower(): str(value) for name, value in headers.items()}
+
+    def short(name: str) -> str | None:
+        value = lowered.get(name)
+        return value[:_MAX_HEADER_ECHO] if value is not None else None
+
+    return _Delivery(
+        delivery_id=short("x-github-delivery"),
+        event=short("x-github-event"),
+        signature=lowered.get("x-hub-signature-256"),
+        content_type=lowered.get("content-type", "application/json"),
+    )
+
+
+def _answer(status: int, outcome: str, message: str, started: float,
+            reason: str | None = None, response: Mapping[str, Any] | None = None,
+            **fields: Any) -> WebhookResult:
+    """Log the outcome once with `fields`, count it, and build the response."""
+    if reason is not None and len(reason) > _MAX_REASON:
+        reason = reason[:_MAX_REASON] + "..."
+    body: dict[str, Any] = {"message": message, **(response or {})}
+    if reason is not None:
+        body["reason"] = reason
+    metrics.put(DELIVERY_METRIC, 1, Outcome=outcome)
+    level = log.info if status < 400 else log.warning if status < 500 else log.error
+    level("webhook delivery", outcome=outcome, status=status, reason=reason,
+          duration_ms=round((time.monotonic() - started) * 1000, 1), **fields)
+    return WebhookResult(status=status, body=json.dumps(body))
+
+
+def _secrets(settings: Settings) -> WebhookSecrets:
+    name = settings.parameter_github_app_webhook_secret_name
+    return wiring.cached(f"webhook-secret:{name}", lambda: WebhookSecrets(
+        wiring.aws("ssm", quick=True), name))
+
+
+def _authentic(settings: Settings, body: bytes, signature: str) -> bool:
+    """Verify against the cached secrets; after a mismatch, once against freshly read ones."""
+    secrets = _secrets(settings)
+    if webhook_signature.verify(secrets.get(), body, signature):
+        return True
+    # The secret may have been rotated since it was cached.
+    return secrets.refresh() and webhook_signature.verify(secrets.get(), body, signature)
+
+
+def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str) -> WebhookResult:
+    """Answer one GitHub webhook delivery (CONTRACT.md §1: 2xx, 401, 400, 413, 5xx)."""
+    started = time.monotonic()
+    delivery = _read_headers(headers)
+    logs.bind(delivery_id=delivery.delivery_id, github_event=delivery.event)
+    body = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body or b"")
+    try:
+        settings = wiring.settings("webhook")
+    except ConfigError as error:
+        return _answer(500, "config_error", "configuration error", started,
+                       problems=error.problems)
+    if len(body) > settings.webhook_max_body_bytes:
+        return _answer(413, "too_large", "payload too large", started,
+                       reason=f"over {settings.webhook_max_body_bytes} bytes", size=len(body))
+    if delivery.signature is None:
+        return _answer(401, "unauthorized", "unauthorized", started, reason="missing signature")
+    if not webhook_signature.is_well_formed(delivery.signature):
+        return _answer(401, "unauthorized", "unauthorized", started,
+                       reason="malformed signature")
+    try:
+        authentic = _authentic(settings, body, delivery.signature)
+    except ConfigError as error:
+        return _answer(500, "config_error", "configuration error", started,
+                       problems=error.problems)
+    except RetryableError as error:
+        return _answer(503, "secret_unavailable", "try again later", started, error=str(error))
+    if not authentic:
+        return _answer(401, "unauthorized", "unauthorized", started, reason="signature mismatch")
+    return _route(settings, delivery, body, started)
+
+
+def _route(settings: Settings, delivery: _Delivery, body: bytes,
+           started: float) -> WebhookResult:
+    """Act on an authentic delivery by its event type and action."""
+    if delivery.event == "ping":
+        return _answer(200, "ping", "pong", started)
+    if delivery.event is None:
+        return _answer(400, "bad_request", "bad request", started,
+                       reason="missing X-GitHub-Event header")
+    if delivery.event != "workflow_job":
+        return _answer(200, "ignored", "ignored", started, reason=f"event {delivery.event}")
+    try:
+        payload = parse_payload(body, delivery.content_type)
+    except PayloadError as error:
+        return _answer(400, "bad_request", "bad request", started, reason=str(error))
+    action = payload.get("action")
+    workflow_job = payload.get("workflow_job")
+    if not isinstance(action, str) or not isinstance(workflow_job, dict):
+        missing = [name for name, ok in (("action", isinstance(action, str)),
+                                         ("workflow_job", isinstance(workflow_job, dict)))
+                   if not ok]
+        return _answer(400, "bad_request", "bad request", started,
+                       reason="missing fields: " + ", ".join(missing))
+    if action != "queued":
+        timing = job_metrics.job_timing(action, workflow_job)
+        if timing is not None:
+            repository = payload.get("repository")
+            full_name = repository.get("full_name") if isinstance(repository, dict) else None
+            job_metrics.record(timing, full_name if isinstance(full_name, str) else None)
+        return _answer(200, "ignored", "ignored", started, reason=f"action {action[:50]}")
+    try:
+        job = queued_job(payload)
+    except PayloadError as error:
+        return _answer(400, "bad_request", "bad request", started, reason=str(error))
+    return _accept(settings, delivery, job, started)
+
+
+def _accept(settings: Settings, delivery: _Delivery, job: BuildJob,
+            started: float) -> WebhookResult:
+    """Enqueue a queued job when this deployment serves its repository and labels."""
+    fields: dict[str, Any] = {"job_id": job.id,
+                              "repository": f"{job.repository_owner}/{job.repository_name}"}
+    if not repository_allowed(job.repository_owner, job.repository_name,
+                              settings.repository_allow_list):
+        return _answer(202, "not_accepted", "not accepted", started,
+                       reason="repository not allowed", **fields)
+    labels = job.labels or ()
+    if not labels_match(labels, settings.default_labels):
+        return _answer(202, "not_accepted", "not accepted", started,
+                       reason=f"no runner matches labels {list(labels)}", **fields)
+    queue = BuildQueue(wiring.aws("sqs", quick=True), settings.sqs_url_webhook)
+    try:
+        message_id = queue.send(job, delivery.delivery_id)
+    except RetryableError as error:
+        return _answer(503, "enqueue_failed", "could not enqueue", started, error=str(error),
+                       **fields)
+    except PermanentError as error:
+        return _answer(500, "enqueue_failed", "could not enqueue", started, error=str(error),
+                       **fields)
+    return _answer(201, "accepted", "accepted", started, message_id=message_id,
+                   response={"jobId": job.id}, **fields)
