@@ -26,7 +26,8 @@ MSG_EXP_INVALID = (
     "the assertion expires"
 )
 MSG_IAT_INVALID = (
-    "'Issued at' claim ('iat') must be an Integer representing the time that the assertion was issued"
+    "'Issued at' claim ('iat') must be an Integer representing the time that the assertion "
+    "was issued"
 )
 MSG_ISS_MISSING = "Missing 'issuer' claim ('iss') in assertion"
 MSG_ISS_INVALID = "'Issuer' claim ('iss') must be an Integer"
@@ -60,7 +61,9 @@ class AppKey:
         return cls(private_key_pem=pem, public_key=key.public_key())
 
 
-def verify_app_jwt(token: str, key: AppKey, app_id: int, client_id: str, now: float) -> dict[str, Any]:
+def verify_app_jwt(
+    token: str, key: AppKey, app_id: int, client_id: str, now: float
+) -> dict[str, Any]:
     """The claims of a valid App JWT for this App at time `now`; raises JwtRejected otherwise."""
     try:
         claims: dict[str, Any] = jwt.decode(
@@ -81,17 +84,13 @@ def verify_app_jwt(token: str, key: AppKey, app_id: int, client_id: str, now: fl
         if int(iss) != app_id:
             raise JwtRejected(MSG_ISS_UNKNOWN)
     iat, exp = claims.get("iat"), claims.get("exp")
-    if not _is_number(iat) or iat > now:
+    if not isinstance(iat, int | float) or isinstance(iat, bool) or iat > now:
         raise JwtRejected(MSG_IAT_INVALID)
-    if not _is_number(exp) or exp <= now:
+    if not isinstance(exp, int | float) or isinstance(exp, bool) or exp <= now:
         raise JwtRejected(MSG_EXP_INVALID)
     if exp - iat > MAX_JWT_LIFETIME or exp > now + MAX_JWT_LIFETIME:
         raise JwtRejected(MSG_EXP_TOO_FAR)
     return claims
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def random_token(prefix: str, length: int = 36) -> str:

@@ -1,9 +1,10 @@
 """Trim GitHub's OpenAPI description to the operations the GitHub fake serves.
 
-The full description (`api.github.com.json`, about 10 MB) ships in the npm package `@octokit/openapi`.
-This script keeps only the operations listed in OPERATIONS and the components they reference
-(transitively), drops prose (descriptions, summaries, examples) and points the server at `/api/v3`, the
-API root of a GitHub Enterprise Server, so that openapi-core can validate what the fake answers.
+The full description (`api.github.com.json`, about 10 MB) ships in the npm package
+`@octokit/openapi`. This script keeps only the operations listed in OPERATIONS and the components
+they reference (transitively), drops prose (descriptions, summaries, examples), lists null in
+nullable enums (see null_in_nullable_enums) and points the server at `/api/v3`, the API root of a
+GitHub Enterprise Server, so that openapi-core can validate what the fake answers.
 
 Regenerate the committed `github-api.trimmed.json` with:
 
@@ -11,7 +12,7 @@ Regenerate the committed `github-api.trimmed.json` with:
     .venv/bin/python devstack/openapi/trim.py \
         /tmp/octo/node_modules/@octokit/openapi/generated/api.github.com.json
 
-Add an operation to OPERATIONS (and a route to the fake) when the system starts calling a new endpoint.
+Add an operation to OPERATIONS (and a route to the fake) when the system calls a new endpoint.
 """
 
 from __future__ import annotations
@@ -64,6 +65,24 @@ def strip_prose(node: Any, in_properties: bool = False) -> Any:
     return node
 
 
+def null_in_nullable_enums(node: Any) -> Any:
+    """`node` with null listed in every nullable enum.
+
+    OpenAPI 3.0.3 says a nullable enum must list null to accept it, and validators follow that;
+    GitHub's description marks e.g. a job's `conclusion` nullable without listing null, while the
+    API answers null for a job that has not finished.
+    """
+    if isinstance(node, dict):
+        fixed = {key: null_in_nullable_enums(value) for key, value in node.items()}
+        enum = fixed.get("enum")
+        if fixed.get("nullable") is True and isinstance(enum, list) and None not in enum:
+            fixed["enum"] = [*enum, None]
+        return fixed
+    if isinstance(node, list):
+        return [null_in_nullable_enums(item) for item in node]
+    return node
+
+
 def refs_in(node: Any) -> set[str]:
     """Every `$ref` target below `node`."""
     found: set[str] = set()
@@ -94,13 +113,17 @@ def trim(spec: dict[str, Any]) -> dict[str, Any]:
         node = strip_prose(spec["components"][kind][name])
         components.setdefault(kind, {})[name] = node
         pending |= refs_in(node) - done
-    return {
+    trimmed = {
         "openapi": spec["openapi"],
         "info": {"title": spec["info"]["title"], "version": spec["info"]["version"]},
         "servers": [{"url": "/api/v3"}],
         "paths": paths,
-        "components": {kind: dict(sorted(items.items())) for kind, items in sorted(components.items())},
+        "components": {
+            kind: dict(sorted(items.items())) for kind, items in sorted(components.items())
+        },
     }
+    result: dict[str, Any] = null_in_nullable_enums(trimmed)
+    return result
 
 
 def main(argv: list[str]) -> int:

@@ -1,0 +1,126 @@
+"""Releases of `actions/runner` as the GitHub fake serves them: metadata and deterministic archives.
+
+The archives are small but real (a gzip'd tar, or a zip for Windows) so a downloader can check
+what it stored; the same os/arch/version always gives the same bytes.
+"""
+
+from __future__ import annotations
+
+import functools
+import gzip
+import hashlib
+import io
+import re
+import tarfile
+import zipfile
+from typing import Any
+
+from devstack.github_render import iso, node_id, user
+
+OSES = ("linux", "osx", "win")
+ARCHES = ("x64", "arm64")
+RELEASE_ID = 180_000_000
+DOWNLOAD_PREFIX = "/actions/runner/releases/download/"
+ASSET_NAME = re.compile(
+    r"^actions-runner-(?P<os>linux|osx|win)-(?P<arch>x64|arm64)-(?P<version>\d+\.\d+\.\d+)"
+    r"\.(?P<ext>tar\.gz|zip)$"
+)
+PUBLISHED_AT = 1_733_000_000.0  # a fixed date keeps responses reproducible
+
+
+def asset_name(os_name: str, arch: str, version: str) -> str:
+    """`actions-runner-<os>-<arch>-<version>.tar.gz`, or `.zip` for Windows."""
+    ext = "zip" if os_name == "win" else "tar.gz"
+    return f"actions-runner-{os_name}-{arch}-{version}.{ext}"
+
+
+def download_path(os_name: str, arch: str, version: str) -> str:
+    """The fake's (github.com-shaped) path of an asset."""
+    return f"{DOWNLOAD_PREFIX}v{version}/{asset_name(os_name, arch, version)}"
+
+
+def parse_download_path(path: str) -> tuple[str, str, str] | None:
+    """(os, arch, version) of a download path the fake serves, else None."""
+    if not path.startswith(DOWNLOAD_PREFIX):
+        return None
+    tag, _, name = path[len(DOWNLOAD_PREFIX) :].partition("/")
+    match = ASSET_NAME.match(name)
+    if match is None or tag != f"v{match['version']}":
+        return None
+    if (match["ext"] == "zip") != (match["os"] == "win"):
+        return None
+    return match["os"], match["arch"], match["version"]
+
+
+@functools.lru_cache(maxsize=64)
+def asset_bytes(os_name: str, arch: str, version: str) -> bytes:
+    """The archive for os/arch/version: same input, same bytes."""
+    seed = f"actions-runner {os_name} {arch} {version}".encode()
+    # 4 KiB of incompressible, reproducible payload.
+    payload = b"".join(hashlib.sha256(seed + bytes([i])).digest() for i in range(128))
+    files = {
+        "config.sh" if os_name != "win" else "config.cmd": f"# config {version}\n".encode(),
+        "run.sh" if os_name != "win" else "run.cmd": f"# run {version}\n".encode(),
+        f"bin/Runner.Listener{'.exe' if os_name == 'win' else ''}": payload,
+    }
+    buffer = io.BytesIO()
+    if os_name == "win":
+        with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+            for name, data in files.items():
+                archive.writestr(zipfile.ZipInfo(name, date_time=(2024, 1, 1, 0, 0, 0)), data)
+        return buffer.getvalue()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.USTAR_FORMAT) as archive:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(data), 0, 0o755
+            archive.addfile(info, io.BytesIO(data))
+    return gzip.compress(buffer.getvalue(), mtime=0)
+
+
+def latest_release(version: str, web: str, api: str) -> dict[str, Any]:
+    """The `release` object of GET /repos/actions/runner/releases/latest."""
+    author = user("github-actions[bot]", 41898282, "Bot", web, api)
+    repo_api = f"{api}/repos/actions/runner"
+    assets = []
+    for index, (os_name, arch) in enumerate((o, a) for o in OSES for a in ARCHES):
+        asset_id = RELEASE_ID * 10 + index
+        name = asset_name(os_name, arch, version)
+        assets.append(
+            {
+                "url": f"{repo_api}/releases/assets/{asset_id}",
+                "browser_download_url": web + download_path(os_name, arch, version),
+                "id": asset_id,
+                "node_id": node_id("ReleaseAsset", asset_id),
+                "name": name,
+                "label": "",
+                "state": "uploaded",
+                "content_type": "application/zip" if os_name == "win" else "application/gzip",
+                "size": len(asset_bytes(os_name, arch, version)),
+                "digest": "sha256:"
+                + hashlib.sha256(asset_bytes(os_name, arch, version)).hexdigest(),
+                "download_count": 0,
+                "created_at": iso(PUBLISHED_AT),
+                "updated_at": iso(PUBLISHED_AT),
+                "uploader": author,
+            }
+        )
+    return {
+        "url": f"{repo_api}/releases/{RELEASE_ID}",
+        "html_url": f"{web}/actions/runner/releases/tag/v{version}",
+        "assets_url": f"{repo_api}/releases/{RELEASE_ID}/assets",
+        "upload_url": f"{repo_api}/releases/{RELEASE_ID}/assets{{?name,label}}",
+        "tarball_url": f"{repo_api}/tarball/v{version}",
+        "zipball_url": f"{repo_api}/zipball/v{version}",
+        "id": RELEASE_ID,
+        "node_id": node_id("Release", RELEASE_ID),
+        "tag_name": f"v{version}",
+        "target_commitish": "main",
+        "name": f"v{version}",
+        "body": f"Runner {version}",
+        "draft": False,
+        "prerelease": False,
+        "created_at": iso(PUBLISHED_AT),
+        "published_at": iso(PUBLISHED_AT),
+        "author": author,
+        "assets": assets,
+    }
