@@ -172,6 +172,24 @@ class Ec2:
             raise translate(error, "ec2 DescribeInstances") from error
         return instances
 
+    def instance_states(self, instance_ids: Sequence[str]) -> dict[str, str]:
+        """The state of each of `instance_ids` in any environment; unknown ids are left out."""
+        states: dict[str, str] = {}
+        ids = list(dict.fromkeys(instance_ids))
+        try:
+            # A filter, not InstanceIds: an unknown id is then simply absent, not an error
+            # failing the whole call. A filter takes at most 200 values.
+            for start in range(0, len(ids), 200):
+                pages = self.client.get_paginator("describe_instances").paginate(
+                    Filters=[{"Name": "instance-id", "Values": ids[start:start + 200]}])
+                for page in pages:
+                    for reservation in page.get("Reservations", []):
+                        for item in reservation.get("Instances", []):
+                            states[str(item["InstanceId"])] = str(item["State"]["Name"])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 DescribeInstances") from error
+        return states
+
     def terminate(self, instance_ids: Sequence[str]) -> None:
         """Terminate `instance_ids` in one TerminateInstances call (none when empty)."""
         if not instance_ids:
