@@ -1,0 +1,90 @@
+"""`python -m bench`: run the workloads, print the table, write BENCHMARKS.md.
+
+The workloads are the ones the scale-up, scale-down and demo issues name; each lives in its own
+module and returns a dict of figures. Those that measure time run several times (medians).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.common import Figures, Target, Workload, python_command, run_all
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _lazy(module: str, function: str) -> Callable[[], Figures]:
+    """A workload body imported when it runs, so one missing piece does not stop the others."""
+
+    def run() -> Figures:
+        figures: Figures = getattr(importlib.import_module(module), function)()
+        return figures
+
+    return run
+
+
+WORKLOADS = (
+    Workload(
+        "cold_start", "Cold start and deployment package", _lazy("bench.cold_start",
+                                                                 "bench_cold_start"),
+        runs=1,  # the workload itself measures 5 fresh interpreters and reports medians
+        targets=(Target("package_zipped_mb", "<", 10), Target("cold_start_total_ms", "<", 300)),
+        about="`chalice package` zip; then, 5 times, a fresh interpreter (`-S -B`, no bytecode "
+              "cache) over the unzipped package with the runtime's boto3 after it: `import app`, "
+              "import the handler modules, build settings, the ec2/ssm/sqs clients and the GitHub "
+              "client. Peak memory is the child's max RSS.",
+    ),
+    Workload(
+        "burst_reuse", "Scale-up: burst of 100 jobs, one org, reuse runners",
+        _lazy("bench.scale_up", "bench_burst_reuse"), runs=3,
+        targets=(Target("github_calls_per_runner", "<=", 1.1),
+                 Target("aws_calls_per_runner", "<=", 1.2)),
+        about="100 queued jobs in batches of 10, queued check on. Reference system: 1.2 GitHub "
+              "and 1.21 AWS calls per runner (its v2: about 3 and 5).",
+    ),
+    Workload(
+        "burst_jit", "Scale-up: ephemeral JIT burst of 100 jobs",
+        _lazy("bench.scale_up", "bench_burst_jit"), runs=1,
+        about="JIT configs are writes paced to GitHub's secondary limit (about 180 a minute per "
+              "endpoint; the reference system spaces writes a full second apart).",
+    ),
+    Workload(
+        "burst_orgs", "Scale-up: burst of 100 jobs across 10 orgs",
+        _lazy("bench.scale_up", "bench_burst_orgs"), runs=3,
+    ),
+    Workload(
+        "burst_1000", "Scale-up: wall time for 1000 queued jobs",
+        _lazy("bench.scale_up", "bench_burst_1000"), runs=1,
+        targets=(Target("wall_s", "<", 60),),
+    ),
+    Workload(
+        "scale_down_200", "Scale-down over 200 runners (50 idle, 150 busy)",
+        _lazy("bench.scale_down", "bench_scale_down_200"), runs=3,
+        targets=(Target("github_calls", "<=", 55), Target("aws_calls", "<=", 4)),
+        about="Reference system over 20 idle runners: 43 GitHub calls, 24 AWS calls, 20 s.",
+    ),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse the arguments and run the chosen workloads; the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--only", action="append", choices=[w.name for w in WORKLOADS],
+                        help="run only this workload (repeatable)")
+    parser.add_argument("--runs", type=int, default=None,
+                        help="override every workload's number of runs")
+    parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
+                        help="where to write the report (default %(default)s)")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
+    output = None if args.no_write else args.output
+    return run_all(chosen, args.runs, output, "make bench (" + python_command() + ")")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""Cold start as Lambda meets it, and the size of the deployment package.
+
+`chalice package` builds the zip the functions ship; it is unzipped and, in a fresh interpreter
+with no bytecode cache (the package ships none, and a new container has nothing to reuse), `app` is
+imported and the handlers' dependencies are built. The python3.11 runtime provides boto3, so the
+virtualenv's copy (and its dependencies) goes on the path after the package, as the runtime does.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+from bench.common import Figures
+
+PROJECT = Path(__file__).resolve().parents[1]
+# What the python3.11 Lambda runtime provides besides the standard library.
+RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py")
+STAGE = "dev"
+
+# The child process: one cold start, reported as JSON on stdout.
+PROBE = r"""
+import json, resource, time
+t0 = time.perf_counter()
+import app
+t1 = time.perf_counter()
+import importlib
+for name in ("chalicelib.scale_up", "chalicelib.scale_down", "chalicelib.pool",
+             "chalicelib.webhook"):
+    try:
+        importlib.import_module(name)
+    except ModuleNotFoundError as error:
+        if error.name != name:
+            raise
+t2 = time.perf_counter()
+from chalicelib import wiring
+for function in ("scale_up", "scale_down", "webhook"):
+    wiring.settings(function)
+for service in ("ec2", "ssm", "sqs"):
+    wiring.aws(service)
+wiring.github("scale_up")
+t3 = time.perf_counter()
+print(json.dumps({
+    "import_app_ms": (t1 - t0) * 1000,
+    "import_handlers_ms": (t2 - t1) * 1000,
+    "dependencies_ms": (t3 - t2) * 1000,
+    "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+}))
+"""
+
+
+def devstack_like_env() -> dict[str, str]:
+    """The environment of a devstack deployment (nothing listens: constructing calls nothing)."""
+    from devstack.provision import ENVIRONMENT
+
+    prefix = f"/github-action-runners/{ENVIRONMENT}"
+    return {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_REGION": "eu-west-1",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "GHES_URL": "http://127.0.0.1:9",
+        "ENVIRONMENT": ENVIRONMENT,
+        "ENABLE_ORGANIZATION_RUNNERS": "true",
+        "LAUNCH_TEMPLATE_NAME": f"{ENVIRONMENT}-action-runner",
+        "SUBNET_IDS": "subnet-0123456789abcdef0,subnet-0123456789abcdef1",
+        "SSM_TOKEN_PATH": f"{prefix}/runners/tokens",
+        "SSM_CONFIG_PATH": f"{prefix}/runners/config",
+        "PARAMETER_GITHUB_APP_ID_NAME": f"{prefix}/app/github_app_id",
+        "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": f"{prefix}/app/github_app_key_base64",
+        "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": f"{prefix}/app/github_app_webhook_secret",
+        "SQS_URL_WEBHOOK": "http://127.0.0.1:9/123456789012/devstack-queued-builds",
+        "RUNNER_OWNER": "acme",
+        "LOG_LEVEL": "INFO",
+    }
+
+
+def build_package(workdir: Path) -> Path:
+    """`chalice package` a copy of the project's sources; returns the deployment.zip."""
+    source = workdir / "project"
+    source.mkdir()
+    for name in ("app.py", "requirements.txt"):
+        shutil.copy2(PROJECT / name, source / name)
+    for name in ("chalicelib", "vendor"):
+        if (PROJECT / name).is_dir():
+            shutil.copytree(PROJECT / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+    (source / ".chalice").mkdir()
+    for config in (PROJECT / ".chalice").glob("*.json"):
+        shutil.copy2(config, source / ".chalice" / config.name)
+    policy = source / ".chalice" / f"policy-{STAGE}.json"
+    if not policy.exists():
+        # The IAM policy shapes the template's role, never the zip measured here.
+        policy.write_text(json.dumps({"Version": "2012-10-17", "Statement": []}))
+    out = workdir / "out"
+    env = {**os.environ, "AWS_DEFAULT_REGION": "eu-west-1", "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"}
+    chalice = Path(sys.executable).with_name("chalice")
+    done = subprocess.run([str(chalice), "package", "--stage", STAGE, str(out)], cwd=source,
+                          env=env, capture_output=True, text=True, timeout=600, check=False)
+    if done.returncode != 0:
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError("chalice package failed: " + " | ".join(tail))
+    return out / "deployment.zip"
+
+
+def runtime_dir(workdir: Path) -> Path:
+    """A directory standing for the Lambda runtime's own packages (links into the venv)."""
+    import boto3
+
+    site = Path(boto3.__file__).resolve().parents[1]
+    runtime = workdir / "runtime"
+    runtime.mkdir()
+    for name in RUNTIME_PACKAGES:
+        (runtime / name).symlink_to(site / name)
+    return runtime
+
+
+def measure_once(package: Path, runtime: Path, env: dict[str, str]) -> dict[str, float]:
+    """One cold start in a fresh interpreter; its figures."""
+    child_env = {
+        **env,
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "PYTHONPATH": f"{package}{os.pathsep}{runtime}",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "LANG": "C.UTF-8",
+    }
+    # -S: no site-packages of the virtualenv; -B: write no bytecode, so every run is as cold.
+    done = subprocess.run([sys.executable, "-S", "-B", "-c", PROBE], cwd=package, env=child_env,
+                          capture_output=True, text=True, timeout=120, check=False)
+    if done.returncode != 0:
+        tail = done.stderr.strip().splitlines()[-1:] or ["no output"]
+        raise RuntimeError(f"cold start probe failed: {tail[0]}")
+    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def bench_cold_start(runs: int = 5) -> Figures:
+    """Package size from `chalice package`, and the median cold start and peak memory of `runs`."""
+    with tempfile.TemporaryDirectory(prefix="bench-cold-") as tmp:
+        workdir = Path(tmp)
+        archive = build_package(workdir)
+        package = workdir / "package"
+        with zipfile.ZipFile(archive) as zipped:
+            zipped.extractall(package)
+            unzipped_bytes = sum(info.file_size for info in zipped.infolist())
+        shipped_bytecode = [p for p in package.rglob("*.pyc")]
+        runtime = runtime_dir(workdir)
+        env = devstack_like_env()
+        samples = [measure_once(package, runtime, env) for _ in range(runs)]
+        zipped_mb = archive.stat().st_size / 1_000_000
+    totals = [s["import_app_ms"] + s["import_handlers_ms"] + s["dependencies_ms"]
+              for s in samples]
+    return {
+        "package_zipped_mb": round(zipped_mb, 2),
+        "package_unzipped_mb": round(unzipped_bytes / 1_000_000, 1),
+        "package_pyc_files": len(shipped_bytecode),
+        "import_app_ms": _median(samples, "import_app_ms"),
+        "import_handler_modules_ms": _median(samples, "import_handlers_ms"),
+        "construct_dependencies_ms": _median(samples, "dependencies_ms"),
+        "cold_start_total_ms": round(statistics.median(totals), 1),
+        "cold_start_total_max_ms": round(max(totals), 1),
+        "peak_memory_mb": round(statistics.median(s["maxrss_kb"] for s in samples) / 1024, 1),
+    }
+
+
+def _median(samples: list[dict[str, Any]], key: str) -> float:
+    return round(float(statistics.median(s[key] for s in samples)), 1)

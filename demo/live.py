@@ -1,0 +1,60 @@
+"""The live view: a progress bar of jobs done, and a line per decision as it happens."""
+
+from __future__ import annotations
+
+from types import TracebackType
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from demo.observe import Event
+from demo.recording import Sample
+
+STYLES = {
+    "queued": "dim",
+    "launched": "cyan",
+    "registered": "blue",
+    "job started": "green",
+    "deregistered": "yellow",
+    "terminated": "magenta",
+    "scale-down": "dim",
+}
+
+
+class LiveView:
+    """A rich progress display; event lines scroll above it."""
+
+    def __init__(self, console: Console, total_jobs: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]jobs done"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[status]}"),
+            console=console,
+            transient=False,
+        )
+        self.task = self.progress.add_task("jobs", total=total_jobs, status="")
+
+    def __enter__(self) -> LiveView:
+        self.progress.start()
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        self.progress.stop()
+
+    def event(self, event: Event) -> None:
+        """Print one decision line, stamped with its simulated time."""
+        style = STYLES.get(event.kind, "")
+        minutes, seconds = divmod(int(event.t), 60)
+        stamp = f"[dim]{minutes:3d}:{seconds:02d}[/dim]"
+        self.progress.console.print(
+            f"{stamp} [{style}]{event.kind:<13}[/{style}] {event.text}", highlight=False)
+
+    def update(self, done: int, sample: Sample) -> None:
+        """Move the bar and show the current counts."""
+        minutes = sample.t / 60.0
+        status = (f"t={minutes:5.1f} min  queued {sample.queued:2d}  busy {sample.busy:2d}  "
+                  f"idle {sample.idle:2d}  instances {sample.instances:2d}")
+        self.progress.update(self.task, completed=done, status=status)

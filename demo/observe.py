@@ -1,0 +1,102 @@
+"""Watch the world between steps: what changed since the last look becomes the live view's event
+lines, and each look becomes one sample of the recorded series."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from demo.recording import Sample
+
+ACTIVE_STATES = ("pending", "running")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One decision or state change, at `t` simulated seconds."""
+
+    t: float
+    kind: str  # launched | registered | job started | deregistered | terminated | ...
+    text: str
+
+
+@dataclass
+class _Seen:
+    instances: dict[str, str] = field(default_factory=dict)  # id -> owner tag
+    runners: dict[str, bool] = field(default_factory=dict)  # name -> busy
+    started: set[int] = field(default_factory=set)
+    completed: set[int] = field(default_factory=set)
+
+
+class Observer:
+    """Snapshots devstack (EC2 instances, GitHub runners and jobs) and diffs each with the last."""
+
+    def __init__(self, stack: Any, speed: float, environment: str) -> None:
+        self.stack = stack
+        self.speed = speed
+        self.environment = environment
+        self.seen = _Seen()
+        self.launched = 0
+        self.terminated = 0
+        self.waits: dict[int, float] = {}
+
+    def instances(self) -> dict[str, str]:
+        """Running and pending instances of the deployment: id -> `ghr:Owner`."""
+        found: dict[str, str] = {}
+        pages = self.stack.boto("ec2").get_paginator("describe_instances").paginate(Filters=[
+            {"Name": "tag:ghr:environment", "Values": [self.environment]},
+            {"Name": "instance-state-name", "Values": list(ACTIVE_STATES)},
+        ])
+        for page in pages:
+            for reservation in page["Reservations"]:
+                for instance in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                    found[instance["InstanceId"]] = tags.get("ghr:Owner", "?")
+        return found
+
+    def look(self, t: float) -> tuple[Sample, list[Event]]:
+        """Take a snapshot at simulated time `t`; return its sample and what changed."""
+        instances = self.instances()
+        runners = {r.name: r.busy for r in self.stack.github.runners()}
+        jobs = self.stack.github.jobs
+        events: list[Event] = []
+        for instance_id in sorted(instances.keys() - self.seen.instances.keys()):
+            self.launched += 1
+            events.append(Event(t, "launched", f"{instance_id} for {instances[instance_id]}"))
+        for name in sorted(runners.keys() - self.seen.runners.keys()):
+            events.append(Event(t, "registered", f"runner {name}"))
+        for job in sorted(jobs.values(), key=lambda j: j.started_at or 0.0):
+            if job.started_at is not None and job.id not in self.seen.started:
+                self.seen.started.add(job.id)
+                wait = max(0.0, (job.started_at - job.created_at) * self.speed)
+                self.waits[job.id] = wait
+                events.append(Event(t, "job started",
+                                    f"{job.full_repo} job {job.id} on {job.runner_name} "
+                                    f"after {_wait_text(wait)}"))
+            if job.status == "completed":
+                self.seen.completed.add(job.id)
+        for name in sorted(self.seen.runners.keys() - runners.keys()):
+            events.append(Event(t, "deregistered", f"runner {name}"))
+        for instance_id in sorted(self.seen.instances.keys() - instances.keys()):
+            self.terminated += 1
+            events.append(Event(t, "terminated", instance_id))
+        self.seen.instances, self.seen.runners = instances, runners
+        busy_on_instances = sum(1 for name, busy in runners.items()
+                                if busy and any(name.endswith(i) for i in instances))
+        sample = Sample(
+            t=t,
+            queued=sum(1 for job in jobs.values() if job.status == "queued"),
+            busy=busy_on_instances,
+            idle=max(0, len(instances) - busy_on_instances),
+            instances=len(instances),
+        )
+        return sample, events
+
+    @property
+    def completed(self) -> int:
+        """Jobs completed so far."""
+        return len(self.seen.completed)
+
+
+def _wait_text(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"

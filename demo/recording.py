@@ -1,0 +1,117 @@
+"""What a demo run records (a time series and counts) and the summary computed from it."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import statistics
+from collections import Counter
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Sample:
+    """The world at one instant, `t` simulated seconds after the start."""
+
+    t: float
+    queued: int  # jobs queued in GitHub, not yet started
+    busy: int  # runners running a job
+    idle: int  # instances running or pending without a job (booting, or an idle runner)
+    instances: int  # running + pending instances
+
+
+@dataclass
+class Recording:
+    """Everything a demo run observed; the report is computed from it alone."""
+
+    scenario: str
+    speed: float
+    config: dict[str, str] = field(default_factory=dict)
+    samples: list[Sample] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)  # simulated seconds, queued -> started
+    jobs_total: int = 0
+    jobs_done: int = 0
+    launched: int = 0
+    terminated: int = 0
+    github_calls: Counter[str] = field(default_factory=Counter)
+    aws_calls: Counter[str] = field(default_factory=Counter)
+    invocations: Counter[str] = field(default_factory=Counter)
+    wall_seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class Summary:
+    """The figures of the end-of-run table."""
+
+    jobs: int
+    jobs_done: int
+    median_wait: float | None
+    p95_wait: float | None
+    launched: int
+    terminated: int
+    peak_instances: int
+    idle_instance_minutes: float
+    github_calls: tuple[tuple[str, int], ...]
+    aws_calls: tuple[tuple[str, int], ...]
+    invocations: tuple[tuple[str, int], ...] = ()
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(figure, value) pairs in display order."""
+        rows = [
+            ("jobs (completed / total)", f"{self.jobs_done} / {self.jobs}"),
+            ("median wait, queued to started", _duration(self.median_wait)),
+            ("95th-percentile wait", _duration(self.p95_wait)),
+            ("instances launched", str(self.launched)),
+            ("instances terminated", str(self.terminated)),
+            ("peak instances", str(self.peak_instances)),
+            ("idle instance-minutes", f"{self.idle_instance_minutes:.1f}"),
+            ("GitHub calls", str(sum(n for _, n in self.github_calls))),
+        ]
+        rows += [(f"  {kind}", str(n)) for kind, n in self.github_calls]
+        rows.append(("AWS calls", str(sum(n for _, n in self.aws_calls))))
+        rows += [(f"  {kind}", str(n)) for kind, n in self.aws_calls]
+        if self.invocations:
+            rows.append(("function invocations", str(sum(n for _, n in self.invocations))))
+            rows += [(f"  {name}", str(n)) for name, n in self.invocations]
+        return rows
+
+
+def summarize(recording: Recording) -> Summary:
+    """The summary figures of a recording (times in simulated seconds and minutes)."""
+    samples = recording.samples
+    idle_seconds = sum(
+        before.idle * (after.t - before.t) for before, after in itertools.pairwise(samples)
+    )
+    waits = sorted(recording.waits)
+    return Summary(
+        jobs=recording.jobs_total,
+        jobs_done=recording.jobs_done,
+        median_wait=statistics.median(waits) if waits else None,
+        p95_wait=percentile(waits, 95) if waits else None,
+        launched=recording.launched,
+        terminated=recording.terminated,
+        peak_instances=max((s.instances for s in samples), default=0),
+        idle_instance_minutes=idle_seconds / 60.0,
+        github_calls=_by_count(recording.github_calls),
+        aws_calls=_by_count(recording.aws_calls),
+        invocations=_by_count(recording.invocations),
+    )
+
+
+def _by_count(counts: Counter[str]) -> tuple[tuple[str, int], ...]:
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """The nearest-rank percentile of `values` (non-empty)."""
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100.0 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "n/a"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min"

@@ -1,0 +1,122 @@
+"""Scenarios: the jobs a demo replays, loaded from a JSON or YAML list (see demo/README.md)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.json"
+DEFAULT_LABELS = ("self-hosted", "linux", "x64")
+
+
+class ScenarioError(ValueError):
+    """A scenario file that cannot be replayed; the message names every bad entry."""
+
+
+@dataclass(frozen=True)
+class ScenarioJob:
+    """One workflow job: queued `queued_at` seconds after the start, running `duration` seconds."""
+
+    owner: str
+    repo: str
+    labels: tuple[str, ...]
+    queued_at: float
+    duration: float
+
+    @property
+    def full_repo(self) -> str:
+        """`owner/repo`."""
+        return f"{self.owner}/{self.repo}"
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """The jobs of a scenario, ordered by queue time."""
+
+    name: str
+    jobs: tuple[ScenarioJob, ...]
+
+    @property
+    def owners(self) -> tuple[str, ...]:
+        """The distinct repository owners (each needs the App installed)."""
+        return tuple(dict.fromkeys(job.owner for job in self.jobs))
+
+    @property
+    def repos(self) -> tuple[str, ...]:
+        """The distinct `owner/repo` names."""
+        return tuple(dict.fromkeys(job.full_repo for job in self.jobs))
+
+    @property
+    def last_queued_at(self) -> float:
+        """When the last job is queued (simulated seconds)."""
+        return max((job.queued_at for job in self.jobs), default=0.0)
+
+
+def load_scenario(path: str | Path = DEFAULT_SCENARIO) -> Scenario:
+    """Read and validate a scenario file (`.json`, `.yaml` or `.yml`)."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ScenarioError(f"cannot read scenario {source}: {error.strerror}") from error
+    if source.suffix.lower() in (".yaml", ".yml"):
+        import yaml
+
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            raise ScenarioError(f"{source}: not valid YAML: {error}") from error
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise ScenarioError(f"{source}: not valid JSON: {error}") from error
+    return parse_scenario(data, name=source.stem)
+
+
+def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
+    """Validate already-decoded scenario data: a non-empty list of job objects."""
+    if not isinstance(data, list) or not data:
+        raise ScenarioError(f"{name}: a scenario is a non-empty list of jobs")
+    jobs: list[ScenarioJob] = []
+    problems: list[str] = []
+    for index, entry in enumerate(data):
+        try:
+            jobs.append(_parse_job(entry))
+        except ScenarioError as error:
+            problems.append(f"job {index}: {error}")
+    if problems:
+        raise ScenarioError(f"{name}: " + "; ".join(problems))
+    return Scenario(name=name, jobs=tuple(sorted(jobs, key=lambda job: job.queued_at)))
+
+
+def _parse_job(entry: Any) -> ScenarioJob:
+    if not isinstance(entry, dict):
+        raise ScenarioError("not an object")
+    unknown = sorted(set(entry) - {"repo", "labels", "queued_at", "duration"})
+    if unknown:
+        raise ScenarioError(f"unknown field(s) {', '.join(unknown)}")
+    repo = entry.get("repo")
+    if not isinstance(repo, str) or repo.count("/") != 1 or not all(repo.split("/")):
+        raise ScenarioError("repo must be 'owner/name'")
+    labels = entry.get("labels", list(DEFAULT_LABELS))
+    if (not isinstance(labels, list) or not labels
+            or not all(isinstance(label, str) and label for label in labels)):
+        raise ScenarioError("labels must be a non-empty list of strings")
+    queued_at = _seconds(entry.get("queued_at"), "queued_at", minimum=0.0)
+    duration = _seconds(entry.get("duration"), "duration", minimum=None)
+    owner, name = repo.split("/")
+    return ScenarioJob(owner, name, tuple(labels), queued_at, duration)
+
+
+def _seconds(value: Any, field: str, minimum: float | None) -> float:
+    # bool is an int in Python; `true` seconds is a mistake, not 1.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ScenarioError(f"{field} must be a number of seconds")
+    if minimum is None and value <= 0:
+        raise ScenarioError(f"{field} must be > 0")
+    if minimum is not None and value < minimum:
+        raise ScenarioError(f"{field} must be >= {minimum:g}")
+    return float(value)
