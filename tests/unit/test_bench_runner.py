@@ -1,0 +1,82 @@
+"""The benchmark runner: medians over runs, targets, failures and BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+from rich.console import Console
+
+from bench.common import Target, Workload, combine, fmt, markdown, run_all, run_workload
+
+
+def test_combine_takes_medians_and_keeps_the_spread_of_noisy_figures() -> None:
+    figures, spread = combine([
+        {"calls": 110, "wall_s": 3.0, "note": "a"},
+        {"calls": 110, "wall_s": 1.0, "note": "b"},
+        {"calls": 110, "wall_s": 2.0, "note": "c"},
+    ])
+
+    assert figures == {"calls": 110, "wall_s": 2.0, "note": "c"}
+    assert spread == {"wall_s": (1.0, 3.0)}
+
+
+def test_target_is_met_strictly_or_not() -> None:
+    assert Target("x", "<", 10).met(9.9) is True
+    assert Target("x", "<", 10).met(10) is False
+    assert Target("x", "<=", 10).met(10) is True
+    assert Target("x", "<", 10).met("n/a") is None
+
+
+def test_run_workload_reports_a_failure_instead_of_raising() -> None:
+    def broken() -> dict[str, float]:
+        raise RuntimeError("moto is not up")
+
+    result = run_workload(Workload("w", "W", broken, runs=3))
+
+    assert result.error == "RuntimeError: moto is not up"
+    assert result.figures == {}
+
+
+def test_a_missing_or_missed_target_is_named() -> None:
+    workload = Workload("w", "W", lambda: {"calls": 60}, runs=2,
+                        targets=(Target("calls", "<=", 55), Target("wall_s", "<", 1)))
+
+    result = run_workload(workload)
+
+    assert result.runs == 2
+    assert result.missed == ["calls", "wall_s"]
+
+
+def test_run_all_writes_benchmarks_md_with_command_machine_and_figures(tmp_path: Path) -> None:
+    good = Workload("good", "Good workload", lambda: {"calls": 42, "wall_s": 0.25},
+                    targets=(Target("calls", "<=", 50),), about="Counts calls.")
+    output = tmp_path / "BENCHMARKS.md"
+    console = Console(file=io.StringIO(), width=120)
+
+    status = run_all([good], runs=None, output=output, command="make bench", console=console)
+
+    text = output.read_text()
+    assert status == 0
+    assert "`make bench`" in text and "- nproc: " in text and "- python: " in text
+    assert "| calls | 42 | <= 50 ✓ |" in text
+    assert "Every workload ran and every target was met." in text
+
+
+def test_markdown_lists_failed_workloads_and_missed_targets() -> None:
+    failed = run_workload(Workload("bad", "Bad", lambda: 1 / 0))  # type: ignore[arg-type,return-value]
+    missed = run_workload(Workload("slow", "Slow", lambda: {"wall_s": 90.0},
+                                   targets=(Target("wall_s", "<", 60),)))
+
+    text = markdown([failed, missed], command="python -m bench")
+
+    assert "**Failed:** `ZeroDivisionError: division by zero`" in text
+    assert "| wall_s | 90.0 | < 60 ✗ MISSED |" in text
+    assert "Failed workloads: bad." in text and "Targets missed: slow.wall_s." in text
+
+
+def test_fmt_rounds_floats_to_three_significant_digits() -> None:
+    assert fmt(0.123456) == "0.123"
+    assert fmt(12.345) == "12.3"
+    assert fmt(1234.5) == "1234"
+    assert fmt(7) == "7"
