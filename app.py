@@ -34,13 +34,19 @@ def scale_up(event: Any) -> dict[str, list[dict[str, str]]]:
     """Launch runners for the queued jobs of a batch; return the records to retry."""
     from chalicelib.scale_up import handle_batch
 
-    remaining = _start("scale_up", app.lambda_context)
+    # An SQS event carries its Lambda context (app.lambda_context is set for HTTP only).
+    remaining = _start("scale_up", getattr(event, "context", None))
     records = [record.to_dict() for record in event]
     try:
         failed = handle_batch(records, remaining_seconds=remaining)
     except ConfigError as error:
         # Nothing can be launched without configuration: keep every message for retry (DLQ).
         log.error("configuration error", problems=error.problems)
+        failed = [r["messageId"] for r in records if r.get("messageId")]
+    except Exception:
+        # Never lose a batch to a bug: every message comes back, and Errors-style alarms see
+        # the log line (R-Q-08).
+        log.error("scale-up failed", exc_info=True)
         failed = [r["messageId"] for r in records if r.get("messageId")]
     metrics.flush(function="scale_up")
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failed]}

@@ -1,0 +1,165 @@
+"""Parse and validate build-queue SQS records (CONTRACT.md §3) into `JobMessage`s.
+
+A record that fails validation is reported with its message id and the reasons, never raised:
+the caller returns it for retry so that it ends in the dead-letter queue (BI-01, BI-02).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.models import JobMessage
+
+SUPPORTED_EVENT_TYPE = "workflow_job"
+# GitHub allows up to 100 labels on a job; anything larger is not a real job (BI-04).
+MAX_LABELS = 100
+MAX_LABEL_LENGTH = 256
+# Names end up in URLs, tags and runner arguments: only GitHub's own characters pass.
+_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# Enough of a bad body to recognise it in a log, not enough to carry much of anything.
+BODY_EXCERPT = 120
+
+
+@dataclass(frozen=True)
+class Received:
+    """A valid job message and how often SQS has delivered it."""
+
+    job: JobMessage
+    receive_count: int = 1
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A record that is not a valid build-queue message, and why."""
+
+    message_id: str
+    problems: tuple[str, ...]
+    excerpt: str = ""
+
+
+@dataclass(frozen=True)
+class ParsedBatch:
+    """The records of one SQS batch, sorted into valid, rejected and foreign ones."""
+
+    received: tuple[Received, ...]
+    rejected: tuple[Rejected, ...]
+    # Records without a message id or not from SQS: nothing to report them under (BI-05).
+    ignored: int = 0
+
+
+def _positive_int(body: Mapping[str, Any], key: str, problems: list[str],
+                  allow_zero: bool = False) -> int:
+    value = body.get(key)
+    smallest = 0 if allow_zero else 1
+    if isinstance(value, bool) or not isinstance(value, int) or value < smallest:
+        kind = "non-negative" if allow_zero else "positive"
+        problems.append(f"{key}: expected a {kind} integer, got {_describe(value)}")
+        return 0
+    return value
+
+
+def _describe(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return type(value).__name__ if not isinstance(value, (int, str)) else repr(value)[:40]
+
+
+def _name(body: Mapping[str, Any], key: str, pattern: re.Pattern[str],
+          problems: list[str]) -> str:
+    value = body.get(key)
+    if not isinstance(value, str) or not pattern.match(value):
+        problems.append(f"{key}: expected a GitHub name, got {_describe(value)}")
+        return ""
+    return value
+
+
+def _labels(body: Mapping[str, Any], problems: list[str]) -> tuple[str, ...] | None:
+    value = body.get("labels")
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        problems.append("labels: expected a list of strings")
+        return None
+    if len(value) > MAX_LABELS:
+        problems.append(f"labels: at most {MAX_LABELS} labels, got {len(value)}")
+        return None
+    if any(len(item) > MAX_LABEL_LENGTH or not item.strip() for item in value):
+        problems.append(f"labels: each label must be 1 to {MAX_LABEL_LENGTH} characters")
+        return None
+    return tuple(value)
+
+
+def parse_body(message_id: str, body: str) -> JobMessage | Rejected:
+    """The job message in `body`, or why it is not one."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, TypeError) as error:
+        reason = f"not JSON: {error.msg}" if isinstance(error, json.JSONDecodeError) else "no body"
+        return Rejected(message_id, (reason,), _excerpt(body))
+    if not isinstance(data, dict):
+        return Rejected(message_id, (f"expected a JSON object, got {type(data).__name__}",),
+                        _excerpt(body))
+    problems: list[str] = []
+    job_id = _positive_int(data, "id", problems)
+    event_type = data.get("eventType")
+    if not isinstance(event_type, str):
+        problems.append(f"eventType: expected a string, got {_describe(event_type)}")
+    elif event_type != SUPPORTED_EVENT_TYPE:
+        # Never launched for, never retried forever: it goes to the DLQ (BI-03).
+        problems.append(f"eventType: unsupported event type {event_type[:40]!r}")
+    repository = _name(data, "repositoryName", _REPOSITORY, problems)
+    owner = _name(data, "repositoryOwner", _OWNER, problems)
+    installation = _positive_int(data, "installationId", problems, allow_zero=True)
+    owner_type = data.get("repoOwnerType")
+    if owner_type is not None and not isinstance(owner_type, str):
+        problems.append(f"repoOwnerType: expected a string, got {_describe(owner_type)}")
+        owner_type = None
+    labels = _labels(data, problems)
+    if problems:
+        return Rejected(message_id, tuple(problems), _excerpt(body))
+    return JobMessage(message_id=message_id, id=job_id, event_type=str(event_type),
+                      repository_name=repository, repository_owner=owner,
+                      installation_id=installation, repo_owner_type=owner_type, labels=labels)
+
+
+def _excerpt(body: Any) -> str:
+    return body[:BODY_EXCERPT] if isinstance(body, str) else ""
+
+
+def _receive_count(record: Mapping[str, Any]) -> int:
+    attributes = record.get("attributes")
+    if isinstance(attributes, Mapping):
+        try:
+            return max(1, int(attributes.get("ApproximateReceiveCount", 1)))
+        except (TypeError, ValueError):
+            return 1
+    return 1
+
+
+def parse_batch(records: Sequence[Mapping[str, Any]]) -> ParsedBatch:
+    """Sort an SQS batch's records into valid messages, rejected ones and foreign ones."""
+    received: list[Received] = []
+    rejected: list[Rejected] = []
+    ignored = 0
+    seen: set[str] = set()
+    for record in records:
+        message_id = record.get("messageId")
+        source = record.get("eventSource", "aws:sqs")
+        if not isinstance(message_id, str) or not message_id or source != "aws:sqs":
+            ignored += 1
+            continue
+        if message_id in seen:
+            # SQS never puts one message twice in a batch; a copy would launch twice.
+            continue
+        seen.add(message_id)
+        parsed = parse_body(message_id, record.get("body"))  # type: ignore[arg-type]
+        if isinstance(parsed, Rejected):
+            rejected.append(parsed)
+        else:
+            received.append(Received(parsed, _receive_count(record)))
+    return ParsedBatch(tuple(received), tuple(rejected), ignored)

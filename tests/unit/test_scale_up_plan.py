@@ -1,0 +1,173 @@
+"""The pure decisions of scale-up: owners, groups, the cap, settling a fleet, the client token.
+
+Issue 4 points 2 and 4, Guarantee 1, R-UP-02/04, R-EC2-02, R-Q-06.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from chalicelib.aws_errors import RETRYABLE_CODES
+from chalicelib.models import JobMessage
+from chalicelib.scale_up_plan import (
+    DUPLICATE_JOB,
+    USER_OWNED_REPO,
+    client_token,
+    group_jobs,
+    launchable,
+    owner_of,
+    plan_scale_up,
+    settle,
+    shortfall_retryable,
+    wants_on_demand_failover,
+)
+
+
+def make_job(job_id: int = 1, owner: str = "acme", repo: str = "app",
+             owner_type: str | None = "Organization", installation_id: int = 0,
+             message_id: str | None = None) -> JobMessage:
+    return JobMessage(message_id=message_id or f"m-{job_id}", id=job_id,
+                      event_type="workflow_job", repository_name=repo, repository_owner=owner,
+                      installation_id=installation_id, repo_owner_type=owner_type)
+
+
+def test_owner_of_org_runners_is_the_repository_owner() -> None:
+    assert owner_of(make_job(), organization_runners=True) == ("acme", "Org")
+
+
+def test_owner_of_repo_runners_is_owner_slash_repo() -> None:
+    assert owner_of(make_job(), organization_runners=False) == ("acme/app", "Repo")
+
+
+def test_owner_of_user_owned_repo_with_org_runners_is_none() -> None:
+    assert owner_of(make_job(owner_type="User"), organization_runners=True) is None
+    assert owner_of(make_job(owner_type="User"), organization_runners=False) == (
+        "acme/app", "Repo")
+
+
+def test_group_jobs_groups_by_owner_in_arrival_order() -> None:
+    jobs = [make_job(1, "acme"), make_job(2, "beta"), make_job(3, "acme", repo="other")]
+
+    groups, dropped = group_jobs(jobs, organization_runners=True)
+
+    assert [(g.owner, [j.id for j in g.jobs]) for g in groups] == [("acme", [1, 3]),
+                                                                    ("beta", [2])]
+    assert dropped == ()
+
+
+def test_group_jobs_drops_user_repos_and_repeated_jobs_with_reasons() -> None:
+    jobs = [make_job(1), make_job(1, message_id="copy"), make_job(2, owner_type="User")]
+
+    groups, dropped = group_jobs(jobs, organization_runners=True)
+
+    assert [j.message_id for j in groups[0].jobs] == ["m-1"]
+    assert [(d.message_id, d.reason) for d in dropped] == [("copy", DUPLICATE_JOB),
+                                                           ("m-2", USER_OWNED_REPO)]
+
+
+def test_group_installation_id_is_the_first_known_one() -> None:
+    groups, _ = group_jobs([make_job(1), make_job(2, installation_id=7)], True)
+
+    assert groups[0].installation_id == 7
+
+
+def test_plan_under_the_cap_launches_every_queued_job() -> None:
+    plan = plan_scale_up("acme", "Org", ["a", "b"], current=0, cap=3, ephemeral=False)
+
+    assert plan.launch == ("a", "b") and plan.retry == () and plan.consume == ()
+
+
+def test_plan_with_existing_instances_launches_only_up_to_the_cap() -> None:
+    plan = plan_scale_up("acme", "Org", ["a", "b", "c"], current=2, cap=3, ephemeral=False)
+
+    assert plan.launch == ("a",)
+    assert plan.consume == ("b", "c")  # reuse: a running runner will take them
+
+
+def test_plan_over_the_cap_with_ephemeral_runners_retries_the_rest() -> None:
+    plan = plan_scale_up("acme", "Org", ["a", "b", "c"], current=2, cap=3, ephemeral=True)
+
+    assert plan.launch == ("a",)
+    assert plan.retry == ("b", "c")
+
+
+def test_plan_already_over_the_cap_launches_nothing() -> None:
+    plan = plan_scale_up("acme", "Org", ["a"], current=5, cap=3, ephemeral=True)
+
+    assert plan.launching == 0 and plan.retry == ("a",)
+
+
+def test_plan_without_cap_launches_everything() -> None:
+    plan = plan_scale_up("acme", "Org", ["a", "b"], current=None, cap=-1, ephemeral=False)
+
+    assert plan.launching == 2
+
+
+@given(queued=st.integers(0, 20), current=st.integers(0, 20), cap=st.integers(-1, 20),
+       ephemeral=st.booleans())
+def test_plan_never_exceeds_the_cap_and_accounts_for_every_message(
+        queued: int, current: int, cap: int, ephemeral: bool) -> None:
+    ids = [f"m-{n}" for n in range(queued)]
+
+    plan = plan_scale_up("acme", "Org", ids, current=current, cap=cap, ephemeral=ephemeral)
+
+    assert plan.launching >= 0
+    if cap != -1:
+        assert plan.launching == 0 or current + plan.launching <= cap
+    assert sorted(plan.launch + plan.retry + plan.consume) == sorted(ids)
+
+
+def test_launchable_is_never_negative() -> None:
+    assert launchable(queued=3, current=10, cap=3) == 0
+    assert launchable(queued=0, current=0, cap=-1) == 0
+
+
+def test_settle_partial_fleet_retries_exactly_the_unfulfilled_count() -> None:
+    result = settle(["a", "b", "c", "d", "e"], ready=3, retryable_shortfall=2)
+
+    assert result.launched == ("a", "b", "c")
+    assert result.retry == ("d", "e") and result.consume == ()
+
+
+def test_settle_permanent_shortfall_consumes_the_rest() -> None:
+    result = settle(["a", "b"], ready=0, retryable_shortfall=0)
+
+    assert result.consume == ("a", "b") and result.retry == ()
+
+
+def test_shortfall_is_retryable_for_capacity_errors_or_when_ec2_gave_no_reason() -> None:
+    assert shortfall_retryable(["InsufficientInstanceCapacity"], RETRYABLE_CODES)
+    assert shortfall_retryable([], RETRYABLE_CODES)
+    assert shortfall_retryable(["InvalidParameterValue", "UnfulfillableCapacity"],
+                               RETRYABLE_CODES)
+
+
+def test_shortfall_is_permanent_for_configuration_errors_only() -> None:
+    assert not shortfall_retryable(["InvalidAMIID.NotFound"], RETRYABLE_CODES)
+    assert not shortfall_retryable(["InvalidParameterValue", "UnauthorizedOperation"],
+                                   RETRYABLE_CODES)
+
+
+def test_on_demand_failover_only_for_spot_and_listed_codes() -> None:
+    listed = ["InsufficientInstanceCapacity"]
+
+    assert wants_on_demand_failover("spot", ["InsufficientInstanceCapacity"], listed)
+    assert not wants_on_demand_failover("on-demand", ["InsufficientInstanceCapacity"], listed)
+    assert not wants_on_demand_failover("spot", ["UnfulfillableCapacity"], listed)
+    assert not wants_on_demand_failover("spot", ["InsufficientInstanceCapacity"], [])
+
+
+def test_client_token_is_stable_for_the_same_delivery_in_any_order() -> None:
+    first = client_token([("a", 1), ("b", 1)], 2, "spot")
+
+    assert first == client_token([("b", 1), ("a", 1)], 2, "spot")
+    assert len(first) == 64
+
+
+def test_client_token_changes_with_redelivery_count_or_capacity_type() -> None:
+    base = client_token([("a", 1)], 1, "spot")
+
+    assert base != client_token([("a", 2)], 1, "spot")
+    assert base != client_token([("a", 1)], 2, "spot")
+    assert base != client_token([("a", 1)], 1, "on-demand")
