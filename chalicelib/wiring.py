@@ -35,8 +35,8 @@ def aws(service: str, *, quick: bool = False) -> Any:
     Endpoints, region and credentials come from the standard AWS variables. Adaptive retries
     absorb throttling (SSM allows about 40 TPS per account, EC2 has a token bucket), and the
     timeouts keep a stuck call inside the function's own timeout. `quick` clients (the webhook)
-    retry less and wait less: GitHub counts a delivery as failed after 10 s, and a fast 5xx is
-    better than a late 2xx.
+    retry once and wait little: GitHub counts a delivery as failed after 10 s, the webhook makes
+    up to two calls (secret, queue), and a fast 5xx is better than a late 2xx.
     """
     key = f"{service}:quick" if quick else service
     if key not in _clients:
@@ -44,9 +44,10 @@ def aws(service: str, *, quick: bool = False) -> Any:
         from botocore.config import Config
 
         config = Config(
-            retries={"mode": "adaptive", "max_attempts": 3 if quick else 8},
-            connect_timeout=2 if quick else 5,
-            read_timeout=3 if quick else 20,
+            retries={"mode": "standard", "max_attempts": 2} if quick
+            else {"mode": "adaptive", "max_attempts": 8},
+            connect_timeout=1 if quick else 5,
+            read_timeout=2 if quick else 20,
             max_pool_connections=20,
         )
         _clients[key] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
