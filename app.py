@@ -9,7 +9,7 @@ from typing import Any
 from chalice import Chalice, Response
 
 from chalicelib import logs, metrics, wiring
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, RetryableError
 
 app = Chalice(app_name="github-runners")
 log = logs.get_logger(__name__)
@@ -57,9 +57,19 @@ def scale_down(event: Any) -> None:
     """Deregister and terminate idle runners, clean up orphans, ghosts and stale tokens."""
     from chalicelib.scale_down import run_scale_down
 
-    remaining = _start("scale_down", app.lambda_context)
-    run_scale_down(remaining_seconds=remaining)
-    metrics.flush(function="scale_down")
+    # A scheduled event carries its Lambda context (app.lambda_context is set for HTTP only).
+    remaining = _start("scale_down", getattr(event, "context", None))
+    try:
+        report = run_scale_down(remaining_seconds=remaining)
+    except ConfigError as error:
+        # FI-23 / BI-20: nothing is decided under a bad configuration; the invocation fails.
+        log.error("configuration error", problems=error.problems)
+        raise
+    finally:
+        metrics.flush(function="scale_down")
+    if not report.ok:
+        # Per-runner failures only log; a whole step failing shows as a Lambda error (R-Q-08).
+        raise RetryableError("scale-down incomplete: " + ", ".join(report.failed_steps))
 
 
 @app.lambda_function()

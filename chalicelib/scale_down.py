@@ -44,7 +44,8 @@ log = get_logger(__name__)
 
 # Every state, so that one DescribeInstances also yields recently dead instances (ghosts' owners).
 ALL_STATES = ("pending", "running", "shutting-down", "stopping", "stopped", "terminated")
-# Kept free of deregistrations at the end of the run: TerminateInstances and the token clean-up.
+# Kept free of deregistrations at the end of the run: TerminateInstances and the token clean-up
+# (a quarter of a short budget).
 RESERVE_SECONDS = 10.0
 
 
@@ -78,7 +79,8 @@ class _Run:
     def __init__(self, settings: Settings, github: GitHubClient, ec2: Ec2, ssm: Ssm,
                  remaining_seconds: float, now: datetime) -> None:
         self.settings, self.github, self.ec2, self.ssm, self.now = settings, github, ec2, ssm, now
-        self.deadline = time.monotonic() + remaining_seconds - RESERVE_SECONDS
+        reserve = min(RESERVE_SECONDS, remaining_seconds / 4)
+        self.deadline = time.monotonic() + remaining_seconds - reserve
         self.owners_failed: list[str] = []
         self.failed_steps: list[str] = []
 
