@@ -78,8 +78,13 @@ def adjust_pool(event: dict[str, Any], context: Any) -> None:
     from chalicelib.pool import run_adjust_pool
 
     remaining = _start("adjust_pool", context)
-    run_adjust_pool(event, remaining_seconds=remaining)
-    metrics.flush(function="adjust_pool")
+    try:
+        run_adjust_pool(event, remaining_seconds=remaining)
+    except ConfigError as error:
+        log.error("configuration error", problems=error.problems)
+        raise
+    finally:
+        metrics.flush(function="adjust_pool")
 
 
 @app.route("/webhook", methods=["POST"], content_types=["application/json",

@@ -1,0 +1,91 @@
+"""The pool service: keep `poolSize` org runners of `RUNNER_OWNER` ready for jobs.
+
+Snapshot (the owner's live instances, its GitHub runners), the pure plan (`pool_plan`), then a
+launch through the same fleet and registration path as scale-up, tagged
+`ghr:created_by=pool-lambda`. Without the owner's runner list nothing is launched: the number
+of idle runners would be a guess, and a guess could only overshoot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from chalicelib import metrics, wiring
+from chalicelib.ec2 import Ec2
+from chalicelib.errors import ConfigError
+from chalicelib.launcher import LaunchOutcome, launch_runners
+from chalicelib.logs import get_logger
+from chalicelib.pool_plan import PoolPlan, plan_pool
+from chalicelib.ssm import Ssm
+
+log = get_logger(__name__)
+
+CREATED_BY = "pool-lambda"
+
+
+def utcnow() -> datetime:
+    """The current time in UTC (a seam the tests may move)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PoolReport:
+    """What one pool adjustment decided and launched."""
+
+    plan: PoolPlan
+    launched: tuple[str, ...] = ()
+    shortfall: int = 0
+
+
+def pool_size_of(event: Mapping[str, Any]) -> int:
+    """`poolSize` of the EventBridge event; ConfigError when missing or not a count."""
+    value = event.get("poolSize") if isinstance(event, Mapping) else None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        # The rule's input comes from pool_config: a bad one is a deployment error.
+        raise ConfigError(f"poolSize: expected a non-negative integer, got {value!r}")
+    return value
+
+
+def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
+                    now: datetime | None = None) -> PoolReport:
+    """Top up `RUNNER_OWNER`'s pool of org runners to the event's `poolSize`."""
+    settings = wiring.settings("adjust_pool")
+    pool_size = pool_size_of(event)
+    owner = str(settings.runner_owner)  # required by adjust_pool's settings
+    github = wiring.github("adjust_pool")
+    github.set_deadline(remaining_seconds)
+    ec2, ssm = Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm"))
+    instances = ec2.runner_instances(settings.environment, owner=owner, runner_type="Org")
+    runners = github.list_runners(owner, "Org")
+    plan = plan_pool(owner, pool_size, instances, runners, settings, now or utcnow())
+    log.info("pool plan", owner=owner, pool_size=pool_size, idle_online=plan.idle_online,
+             booting=plan.booting, current=plan.current, maximum=plan.maximum,
+             launching=plan.launch)
+    if plan.launch < 1:
+        return PoolReport(plan=plan)
+    outcome: LaunchOutcome = launch_runners(
+        settings, ec2, ssm, github, owner=owner, runner_type="Org", count=plan.launch,
+        created_by=CREATED_BY, image_id=_image_id(settings.ami_id_ssm_parameter_name, ssm),
+    )
+    shortfall = outcome.retryable_shortfall + outcome.permanent_shortfall
+    log.info("pool result", owner=owner, launched=len(outcome.ready),
+             instance_ids=list(outcome.ready), shortfall=shortfall,
+             fleet_errors=[e.code for e in outcome.errors])
+    metrics.put("PoolRunnersLaunched", len(outcome.ready))
+    if shortfall:
+        # The next scheduled adjustment tries again; the metric makes a lasting gap visible.
+        metrics.put("PoolShortfall", shortfall)
+    return PoolReport(plan=plan, launched=outcome.ready, shortfall=shortfall)
+
+
+def _image_id(parameter: str | None, ssm: Ssm) -> str | None:
+    """The AMI id held in `AMI_ID_SSM_PARAMETER_NAME`, as scale-up uses it; None when unset."""
+    if not parameter:
+        return None
+    value = ssm.get_string(parameter)
+    if not value:
+        raise ConfigError(f"{parameter}: SSM parameter with the runner AMI id not found")
+    return value.strip()
