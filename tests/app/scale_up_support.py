@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qsl
 
 import chalice.test
 import pytest
@@ -76,6 +77,7 @@ class ScaleUpHarness:
         self.client = client
         self.monkeypatch = monkeypatch
         self.fleet_calls: list[dict[str, Any]] = []
+        self.fleet_tokens: list[str] = []
 
     def configure(self, **variables: str) -> None:
         """Set environment variables of the function (a fresh container sees them)."""
@@ -90,11 +92,19 @@ class ScaleUpHarness:
         wiring.reset()
 
     def record_fleets(self) -> None:
-        """Remember the parameters of every CreateFleet attempt the function sends."""
+        """Remember the parameters of every CreateFleet call, and the ClientToken of every
+        HTTP attempt (botocore's own retries included)."""
         def remember(params: dict[str, Any], **_: Any) -> None:
             self.fleet_calls.append(json.loads(json.dumps(params, default=str)))
 
-        wiring.aws("ec2").meta.events.register("provide-client-params.ec2.CreateFleet", remember)
+        def attempt(request: Any, **_: Any) -> None:
+            fields = dict(parse_qsl(request.body.decode() if isinstance(request.body, bytes)
+                                    else str(request.body)))
+            self.fleet_tokens.append(fields.get("ClientToken", ""))
+
+        events = wiring.aws("ec2").meta.events
+        events.register("provide-client-params.ec2.CreateFleet", remember)
+        events.register("before-send.ec2.CreateFleet", attempt)
 
     def invoke(self, *bodies: str, receive_count: int = 1, prefix: str = "msg") -> Outcome:
         """Run scale_up on one batch of `bodies`; return the ids to retry and the log."""
@@ -114,9 +124,11 @@ class ScaleUpHarness:
         return Outcome(failures=ids, log=capture.lines)
 
     def instances(self, owner: str | None = None,
-                  states: tuple[str, ...] = ("pending", "running")) -> list[dict[str, Any]]:
-        """Instances in `states` (optionally of one owner) as EC2 describes them."""
-        filters = [{"Name": "instance-state-name", "Values": list(states)}]
+                  states: tuple[str, ...] = ("pending", "running"),
+                  environment: str = "devstack") -> list[dict[str, Any]]:
+        """Instances of `environment` in `states` (optionally of one owner), as EC2 says."""
+        filters = [{"Name": "instance-state-name", "Values": list(states)},
+                   {"Name": "tag:ghr:environment", "Values": [environment]}]
         if owner is not None:
             filters.append({"Name": f"tag:{TAG_OWNER}", "Values": [owner]})
         pages = self.stack.boto("ec2").describe_instances(Filters=filters)["Reservations"]
