@@ -168,7 +168,7 @@ class GitHubState:
                 id=self.counters.next("runner"),
                 name=name,
                 scope=scope,
-                labels=list(dict.fromkeys(labels)),
+                labels=_unique_labels(labels),
                 runner_group_id=group_id,
                 ephemeral=ephemeral,
                 jit=jit,
@@ -276,6 +276,17 @@ class GitHubState:
         """The version `releases/latest` of actions/runner reports (without the leading v)."""
         with self.lock:
             self.runner_version = version.removeprefix("v")
+
+
+def _unique_labels(labels: list[str]) -> list[str]:
+    """Labels in order, the first of each name: GitHub compares label names case-insensitively."""
+    seen: set[str] = set()
+    unique = []
+    for label in labels:
+        if label.lower() not in seen:
+            seen.add(label.lower())
+            unique.append(label)
+    return unique
 
 
 def _encode_jit_config(runner: RunnerRecord, base_url: str) -> str:
