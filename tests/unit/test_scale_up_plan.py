@@ -1,4 +1,5 @@
-"""The pure decisions of scale-up: owners, groups, the cap, settling a fleet, the client token.
+"""The pure decisions of scale-up: owners, groups, the cap, settling a fleet, the client token,
+and the config.sh arguments (a pure function of the settings).
 
 Issue 4 points 2 and 4, Guarantee 1, R-UP-02/04, R-EC2-02, R-Q-06.
 """
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from chalicelib.aws_errors import RETRYABLE_CODES
+from chalicelib.launcher import config_arguments
 from chalicelib.models import JobMessage
 from chalicelib.scale_up_plan import (
     DUPLICATE_JOB,
@@ -22,6 +24,7 @@ from chalicelib.scale_up_plan import (
     shortfall_retryable,
     wants_on_demand_failover,
 )
+from chalicelib.settings import Settings, load_settings
 
 
 def make_job(job_id: int = 1, owner: str = "acme", repo: str = "app",
@@ -171,3 +174,38 @@ def test_client_token_changes_with_redelivery_count_or_capacity_type() -> None:
     assert base != client_token([("a", 2)], 1, "spot")
     assert base != client_token([("a", 1)], 2, "spot")
     assert base != client_token([("a", 1)], 1, "on-demand")
+
+
+def settings_of(**env: str) -> Settings:
+    base = {"ENVIRONMENT": "test", "ENABLE_ORGANIZATION_RUNNERS": "true"}
+    return load_settings({**base, **env})
+
+
+def test_config_arguments_without_ghes_url_point_at_github_com() -> None:
+    arguments = config_arguments(settings_of(), "acme", "Org", "TOKEN")
+
+    assert arguments == "--url https://github.com/acme --token TOKEN --runnergroup Default"
+
+
+def test_config_arguments_with_ghes_url_labels_group_and_flags_in_contract_order() -> None:
+    settings = settings_of(GHES_URL="https://ghes.example.com/", RUNNER_LABELS="gpu,big",
+                           RUNNER_GROUP_NAME="Build Farm", DISABLE_RUNNER_AUTOUPDATE="true",
+                           ENABLE_EPHEMERAL_RUNNERS="true")
+
+    arguments = config_arguments(settings, "acme", "Org", "TOKEN")
+
+    assert arguments == ("--url https://ghes.example.com/acme --token TOKEN --labels gpu,big "
+                         "--runnergroup 'Build Farm' --disableupdate --ephemeral")
+
+
+def test_config_arguments_of_repo_runners_have_no_runner_group() -> None:
+    arguments = config_arguments(settings_of(ENABLE_ORGANIZATION_RUNNERS="false"), "acme/app",
+                                 "Repo", "TOKEN")
+
+    assert arguments == "--url https://github.com/acme/app --token TOKEN"
+
+
+def test_config_arguments_quote_labels_holding_shell_metacharacters() -> None:
+    arguments = config_arguments(settings_of(RUNNER_LABELS="a b,$(x),c"), "acme", "Org", "T")
+
+    assert "--labels 'a b,$(x),c'" in arguments
