@@ -25,21 +25,29 @@ from demo.observe import Event, Observer
 from demo.recording import Recording
 from demo.scenario import Scenario
 
+# What the runner simulation reports that the observer cannot see: registration as it happens
+# (the observer reports launches, job starts with their wait, deregistrations, terminations).
+SIMULATION_EVENTS = ("registered", "registration failed")
+
 
 @dataclass(frozen=True)
 class DemoConfig:
     """How the system is configured and how fast simulated time runs (times are simulated)."""
 
-    speed: float = 60.0  # simulated seconds per wall-clock second
+    # Simulated seconds per wall-clock second. The functions' own work takes wall-clock time that
+    # the compression multiplies (a 1 s scale-up batch reads as 30 s of waiting at 30x), so
+    # faster replays overstate the waits.
+    speed: float = 30.0
     tick_seconds: float = 0.2  # wall-clock seconds between steps
     max_runners: int = 20
     idle_count: int = 2  # idle runners the scale-down window keeps
     minimum_running_minutes: float = 5.0
     runner_boot_minutes: float = 5.0  # RUNNER_BOOT_TIME_IN_MINUTES: orphan threshold
     instance_boot_seconds: float = 60.0  # how long a simulated instance takes to register
+    queue_delay_seconds: float = 30.0  # the build queue's DelaySeconds
     scale_down_every_minutes: float = 5.0  # the schedule, `cron(*/5 * * * ? *)`
-    tail_minutes: float = 12.0  # quiet time after the last job, for scale-down to reclaim
-    wall_limit_seconds: float = 170.0  # stop replaying here whatever happens (< 3 minutes)
+    tail_minutes: float = 8.0  # quiet time after the last job, for scale-down to reclaim
+    wall_limit_seconds: float = 150.0  # stop replaying here whatever happens (< 3 minutes)
 
     def environment(self) -> dict[str, str]:
         """The functions' settings for this run (CONTRACT.md §2), minutes compressed."""
@@ -92,12 +100,16 @@ class Demo:
         return self.recording
 
     def _configure(self, stack: Any) -> dict[str, str]:
-        stack.deploy()
+        # The build queue's delivery delay (30 s, as the reference deployment) gives a running
+        # reuse runner the time to take a new job before scale-up decides to launch another.
+        stack.deploy(queue_delay_seconds=max(1, round(self.config.queue_delay_seconds /
+                                                      self.config.speed)))
         for owner in self.scenario.owners:
             stack.github.add_installation(owner)
         env: dict[str, str] = stack.env(**self.config.environment())
         os.environ.update(env)
         _reset_wiring()
+        _warm_up()
         shown = ("ENABLE_ORGANIZATION_RUNNERS", "ENABLE_EPHEMERAL_RUNNERS", "RUNNERS_MAXIMUM_COUNT",
                  "SCALE_DOWN_CONFIG", "MINIMUM_RUNNING_TIME_IN_MINUTES",
                  "RUNNER_BOOT_TIME_IN_MINUTES", "INSTANCE_TYPES", "INSTANCE_TARGET_CAPACITY_TYPE")
@@ -111,7 +123,7 @@ class Demo:
         # Every job event of the fake (queued, in_progress, completed) is delivered as a webhook.
         stack.github.on_job_event = lambda action, job: self.webhooks.append((action, job["id"]))
         lambdas = Lambdas(stack, log, visibility_seconds=max(1, round(30 / config.speed)))
-        simulation = _simulation(stack, config)
+        simulation = _simulation(stack, config, env["ENVIRONMENT"])
         observer = Observer(stack, config.speed, env["ENVIRONMENT"])
         pending = list(self.scenario.jobs)
         started = time.monotonic()
@@ -128,7 +140,9 @@ class Demo:
                                              duration=job.duration / config.speed)
                     self._deliver_webhooks(lambdas)
                     lambdas.drain_build_queue()
-                    simulation.step()
+                    for _, kind, detail in simulation.step():
+                        if kind in SIMULATION_EVENTS:
+                            view.event(Event(now, kind, detail))
                     self._deliver_webhooks(lambdas)
                     if now >= next_scale_down:
                         next_scale_down += config.scale_down_every_minutes * 60.0
@@ -150,7 +164,6 @@ class Demo:
         finally:
             stack.github.on_job_event = None
             lambdas.close()
-            _stop(simulation)
         rec = self.recording
         rec.wall_seconds = time.monotonic() - started
         rec.jobs_done = observer.completed
@@ -165,16 +178,31 @@ class Demo:
             lambdas.post_webhook(action, job_id)
 
 
-def _simulation(stack: Any, config: DemoConfig) -> Any:
+def _simulation(stack: Any, config: DemoConfig, environment: str) -> Any:
     from devstack.runner_sim import RunnerSimulation
 
-    return RunnerSimulation(stack, boot_seconds=config.instance_boot_seconds / config.speed)
+    return RunnerSimulation(stack.github, stack.boto("ec2"), stack.boto("ssm"),
+                            environment=environment, token_path=stack.deployment.token_path,
+                            boot_delay=config.instance_boot_seconds / config.speed)
 
 
-def _stop(simulation: Any) -> None:
-    stop = getattr(simulation, "stop", None)
-    if callable(stop):
-        stop()
+def _warm_up() -> None:
+    """Import the handlers' modules and build their clients, as warm Lambda containers have.
+
+    Creating a boto3 client costs a second on a small machine; at 30x that would read as half a
+    minute of waiting in the first burst. `make bench` measures the cold start on its own.
+    """
+    import importlib
+
+    from chalicelib import wiring
+
+    for module in ("chalicelib.scale_up", "chalicelib.scale_down", "chalicelib.webhook"):
+        importlib.import_module(module)
+    for function in ("scale_up", "scale_down", "webhook"):
+        wiring.settings(function)
+    for service in ("ec2", "ssm", "sqs"):
+        wiring.aws(service)
+    wiring.github("scale_up")
 
 
 def _reset_wiring() -> None:

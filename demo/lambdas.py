@@ -61,7 +61,8 @@ class Lambdas:
             result = call()
         self.stats.counts[name] += 1
         for entry in self.stack.github.requests[github_before:]:
-            self.stats.github[f"{entry.method} {entry.route or entry.path}"] += 1
+            # The fake's route key is "METHOD /template"; an unmatched path is logged bare.
+            self.stats.github[entry.route or f"{entry.method} {entry.path}"] += 1
         for (service, action), n in (Counter(self.stack.aws_faults.calls) - aws_before).items():
             self.stats.aws[f"{service} {action}"] += n
         return result

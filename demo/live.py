@@ -6,6 +6,7 @@ from types import TracebackType
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+from rich.text import Text
 
 from demo.observe import Event
 from demo.recording import Sample
@@ -14,6 +15,7 @@ STYLES = {
     "queued": "dim",
     "launched": "cyan",
     "registered": "blue",
+    "stopped": "yellow",
     "job started": "green",
     "deregistered": "yellow",
     "terminated": "magenta",
@@ -46,11 +48,11 @@ class LiveView:
 
     def event(self, event: Event) -> None:
         """Print one decision line, stamped with its simulated time."""
-        style = STYLES.get(event.kind, "")
         minutes, seconds = divmod(int(event.t), 60)
-        stamp = f"[dim]{minutes:3d}:{seconds:02d}[/dim]"
-        self.progress.console.print(
-            f"{stamp} [{style}]{event.kind:<13}[/{style}] {event.text}", highlight=False)
+        # Text, not markup: details are data (runner names, repositories), never styling.
+        line = Text.assemble((f"{minutes:3d}:{seconds:02d} ", "dim"),
+                             (f"{event.kind:<13} ", STYLES.get(event.kind, "red")), event.text)
+        self.progress.console.print(line, highlight=False)
 
     def update(self, done: int, sample: Sample) -> None:
         """Move the bar and show the current counts."""

@@ -63,16 +63,14 @@ class Observer:
         for instance_id in sorted(instances.keys() - self.seen.instances.keys()):
             self.launched += 1
             events.append(Event(t, "launched", f"{instance_id} for {instances[instance_id]}"))
-        for name in sorted(runners.keys() - self.seen.runners.keys()):
-            events.append(Event(t, "registered", f"runner {name}"))
         for job in sorted(jobs.values(), key=lambda j: j.started_at or 0.0):
             if job.started_at is not None and job.id not in self.seen.started:
                 self.seen.started.add(job.id)
                 wait = max(0.0, (job.started_at - job.created_at) * self.speed)
                 self.waits[job.id] = wait
                 events.append(Event(t, "job started",
-                                    f"{job.full_repo} job {job.id} on {job.runner_name} "
-                                    f"after {_wait_text(wait)}"))
+                                    f"{job.full_repo} #{job.id} on {job.runner_name}, "
+                                    f"waited {_wait_text(wait)}"))
             if job.status == "completed":
                 self.seen.completed.add(job.id)
         for name in sorted(self.seen.runners.keys() - runners.keys()):

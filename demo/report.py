@@ -37,6 +37,7 @@ def write_chart(recording: Recording, path: Path) -> Path:
     # Agg renders to files only: no display needed, same output on every machine.
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     minutes = [s.t / 60.0 for s in recording.samples]
     figure, axes = plt.subplots(figsize=(10, 4.8), dpi=100)
@@ -50,6 +51,7 @@ def write_chart(recording: Recording, path: Path) -> Path:
               label="instances", color="tab:blue", linestyle="--", linewidth=1)
     axes.set_xlabel("simulated minutes")
     axes.set_ylabel("count")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(f"{recording.scenario}: queued jobs and runners over time "
                    f"(time compressed {recording.speed:g}x)")
     axes.grid(alpha=0.3)
