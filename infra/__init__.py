@@ -1,0 +1,1 @@
+"""Deployment tooling: template builder, stage configurator, parameter table (never deployed)."""
