@@ -1,7 +1,6 @@
-"""The REST routes of the GitHub fake: matching, authentication and one handler per operation.
+"""The API plumbing of the GitHub fake: requests, replies, callers, routes, auth, pagination.
 
-Every route here is an operation of `devstack/openapi/github-api.trimmed.json`; its key
-("METHOD /template") names it in the request log, rate limits and fault injection.
+The routes themselves (one handler per operation) are in devstack/github_routes.py.
 """
 
 from __future__ import annotations
@@ -13,10 +12,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-from devstack import github_render as render
 from devstack.github_auth import MSG_JWT_REQUIRED, MSG_JWT_UNDECODABLE, JwtRejected, verify_app_jwt
 from devstack.github_records import ApiError, InstallationRecord
-from devstack.github_releases import latest_release
 
 if TYPE_CHECKING:
     from devstack.github_fake import GitHubFake
@@ -118,35 +115,6 @@ def authenticate(fake: GitHubFake, route: Route, headers: dict[str, str]) -> Pri
     return Principal("installation", fake.token_installation(credential))
 
 
-def _owner_access(principal: Principal, owner: str, org_route: bool) -> None:
-    """An installation token works only for its own account; org routes only for an org."""
-    installation = principal.installation
-    if installation is None or installation.owner.lower() != owner.lower():
-        # GitHub hides repositories it won't show you, and refuses org resources.
-        raise (
-            ApiError(403, "Resource not accessible by integration")
-            if org_route
-            else ApiError(404, "Not Found")
-        )
-    if org_route and installation.account_type != "Organization":
-        raise ApiError(404, "Not Found")
-
-
-def _scope(params: dict[str, str], principal: Principal) -> str:
-    """The runner scope of a runners route (org, or owner/repo), after checking access."""
-    if "org" in params:
-        _owner_access(principal, params["org"], org_route=True)
-        return params["org"]
-    _owner_access(principal, params["owner"], org_route=False)
-    return f"{params['owner']}/{params['repo']}"
-
-
-def _int_param(value: str) -> int:
-    if not value.isdigit():
-        raise ApiError(404, "Not Found")
-    return int(value)
-
-
 def paginate(
     fake: GitHubFake, request: ApiRequest, items: list[Any]
 ) -> tuple[list[Any], dict[str, str]]:
@@ -176,181 +144,3 @@ def _query_int(query: dict[str, str], name: str, default: int) -> int:
         return int(query.get(name, default))
     except ValueError:
         return default
-
-
-# -- handlers ----------------------------------------------------------------------------------
-
-
-def get_app(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET /app."""
-    return ApiReply(
-        200, render.app(fake.app_id, fake.client_id, fake.created_at, fake.url, fake.api_url)
-    )
-
-
-def get_installation(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET the installation of an org, a repository's owner or a user."""
-    owner = params.get("org") or params.get("owner") or params["username"]
-    record = fake.installation_for(owner)
-    if record is None or ("org" in params and record.account_type != "Organization"):
-        raise ApiError(404, "Not Found")
-    return ApiReply(200, render.installation(record, fake.app_id, fake.url, fake.api_url))
-
-
-def create_access_token(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """POST /app/installations/{installation_id}/access_tokens."""
-    token, expires_at = fake.mint_installation_token(_int_param(params["installation_id"]))
-    body = render.token(token, expires_at)
-    body.update(permissions=render.APP_PERMISSIONS, repository_selection="all")
-    return ApiReply(201, body)
-
-
-def get_job(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET /repos/{owner}/{repo}/actions/jobs/{job_id}."""
-    _owner_access(who, params["owner"], org_route=False)
-    record = fake.job_in_repo(params["owner"], params["repo"], _int_param(params["job_id"]))
-    with fake.lock:
-        return ApiReply(200, render.job(record, fake.url, fake.api_url))
-
-
-def get_latest_release(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET /repos/{owner}/{repo}/releases/latest; only actions/runner has releases."""
-    if f"{params['owner']}/{params['repo']}".lower() != "actions/runner":
-        raise ApiError(404, "Not Found")
-    return ApiReply(200, latest_release(fake.runner_version, fake.url, fake.api_url))
-
-
-def list_runner_groups(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET /orgs/{org}/actions/runner-groups."""
-    _owner_access(who, params["org"], org_route=True)
-    groups = [
-        render.runner_group(g, params["org"], fake.api_url)
-        for g in fake.runner_groups(params["org"])
-    ]
-    page, headers = paginate(fake, request, groups)
-    return ApiReply(200, {"total_count": len(groups), "runner_groups": page}, headers)
-
-
-def registration_token(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """POST .../actions/runners/registration-token."""
-    return ApiReply(201, render.token(*fake.mint_scope_token(_scope(params, who), "registration")))
-
-
-def remove_token(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """POST .../actions/runners/remove-token."""
-    return ApiReply(201, render.token(*fake.mint_scope_token(_scope(params, who), "remove")))
-
-
-def generate_jitconfig(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """POST .../actions/runners/generate-jitconfig: the runner exists at once, offline."""
-    scope = _scope(params, who)
-    body = request.json()
-    name, group_id, labels = body.get("name"), body.get("runner_group_id"), body.get("labels")
-    problems = []
-    if not isinstance(name, str) or not name:
-        problems.append('"name" wasn\'t supplied.')
-    if not isinstance(group_id, int) or isinstance(group_id, bool):
-        problems.append('"runner_group_id" wasn\'t supplied.')
-    if not isinstance(labels, list) or not 1 <= len(labels) <= 100:
-        problems.append('"labels" must have between 1 and 100 items.')
-    elif not all(isinstance(label, str) and label for label in labels):
-        problems.append('"labels" must be non-empty strings.')
-    if problems:
-        raise ApiError(422, "Invalid request.\n\n" + "\n".join(problems))
-    assert isinstance(name, str) and isinstance(group_id, int) and isinstance(labels, list)
-    runner, encoded = fake.create_jit_runner(scope, name, labels, group_id, fake.url)
-    with fake.lock:
-        return ApiReply(
-            201, {"runner": render.runner(runner, fake.counters), "encoded_jit_config": encoded}
-        )
-
-
-def list_runners(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET .../actions/runners, optionally filtered by `name`."""
-    scope = _scope(params, who)
-    wanted = request.query.get("name")
-    with fake.lock:
-        runners = [
-            render.runner(r, fake.counters)
-            for r in fake.runners(scope)
-            if wanted is None or r.name == wanted
-        ]
-    page, headers = paginate(fake, request, runners)
-    return ApiReply(200, {"total_count": len(runners), "runners": page}, headers)
-
-
-def get_runner(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """GET .../actions/runners/{runner_id}."""
-    scope = _scope(params, who)
-    with fake.lock:
-        runner = fake.runner_in_scope(scope, _int_param(params["runner_id"]))
-        return ApiReply(200, render.runner(runner, fake.counters))
-
-
-def delete_runner(
-    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
-) -> ApiReply:
-    """DELETE .../actions/runners/{runner_id}: 422 while the runner runs a job."""
-    fake.delete_runner(_scope(params, who), _int_param(params["runner_id"]))
-    return ApiReply(204)
-
-
-ORG_RUNNERS = "/orgs/{org}/actions/runners"
-REPO_RUNNERS = "/repos/{owner}/{repo}/actions/runners"
-
-ROUTES: tuple[Route, ...] = (
-    Route("GET", "/app", "jwt", get_app),
-    Route("GET", "/orgs/{org}/installation", "jwt", get_installation),
-    Route("GET", "/repos/{owner}/{repo}/installation", "jwt", get_installation),
-    Route("GET", "/users/{username}/installation", "jwt", get_installation),
-    Route("POST", "/app/installations/{installation_id}/access_tokens", "jwt", create_access_token),
-    Route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", "token", get_job),
-    Route("GET", "/repos/{owner}/{repo}/releases/latest", "public", get_latest_release),
-    Route("GET", "/orgs/{org}/actions/runner-groups", "token", list_runner_groups),
-    *(
-        route
-        for base in (ORG_RUNNERS, REPO_RUNNERS)
-        for route in (
-            Route("POST", f"{base}/registration-token", "token", registration_token),
-            Route("POST", f"{base}/remove-token", "token", remove_token),
-            Route("POST", f"{base}/generate-jitconfig", "token", generate_jitconfig),
-            Route("GET", base, "token", list_runners),
-            Route("GET", f"{base}/{{runner_id}}", "token", get_runner),
-            Route("DELETE", f"{base}/{{runner_id}}", "token", delete_runner),
-        )
-    ),
-)
-ROUTE_KEYS = frozenset(route.key for route in ROUTES)
-_COMPILED = [(route, route.pattern) for route in ROUTES]
-
-
-def match(method: str, path: str) -> tuple[Route, dict[str, str]] | None:
-    """The route answering `method path` and its path parameters, or None."""
-    for route, pattern in _COMPILED:
-        if route.method == method.upper():
-            found = pattern.match(path)
-            if found:
-                return route, found.groupdict()
-    return None

@@ -16,21 +16,14 @@ import time
 from http.server import ThreadingHTTPServer
 
 from devstack import github_render as render
-from devstack.github_api import (
-    ROUTE_KEYS,
-    ApiReply,
-    ApiRequest,
-    Principal,
-    Route,
-    authenticate,
-    match,
-)
+from devstack.github_api import ApiReply, ApiRequest, Principal, Route, authenticate
 from devstack.github_auth import AppKey
 from devstack.github_jobs import GitHubJobs
 from devstack.github_limits import Bucket, Fault, Faults, RateLimits
 from devstack.github_openapi import check_response
 from devstack.github_records import ApiError, LoggedRequest, Violation
 from devstack.github_releases import asset_bytes, parse_download_path
+from devstack.github_routes import ROUTE_KEYS, match
 
 DOWNLOAD_ROUTE = "GET /actions/runner/releases/download/{tag}/{name}"
 SECONDARY_DOCS = (
@@ -133,15 +126,18 @@ class GitHubFake(GitHubJobs):
         self._record(request.method, route.key, request.path, reply.status)
         if self.validate:
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
-            problem = check_response(
-                route.method,
-                route.template,
-                request.path,
-                params,
-                reply.status,
-                payload,
-                reply.headers,
-            )
+            try:
+                problem = check_response(
+                    route.method,
+                    route.template,
+                    request.path,
+                    params,
+                    reply.status,
+                    payload,
+                    reply.headers,
+                )
+            except Exception as err:  # a validator crash is a finding, not a 500
+                problem = f"validator failed: {err!r}"
             if problem is not None:
                 with self.lock:
                     self._violations.append(Violation(route.key, reply.status, problem))

@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
-from devstack.github_api import ApiRequest
+from devstack.github_api import ApiReply, ApiRequest
 
 if TYPE_CHECKING:
     from devstack.github_fake import GitHubFake
@@ -51,7 +51,10 @@ class _Handler(BaseHTTPRequestHandler):
                 headers={k.lower(): v for k, v in self.headers.items()},
                 body=body,
             )
-            reply = fake.handle(request)
+            try:
+                reply = fake.handle(request)
+            except Exception as err:  # a bug in the fake must still answer
+                reply = ApiReply(500, {"message": f"GitHub fake error: {type(err).__name__}"})
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
             headers = dict(reply.headers)
             if payload:

@@ -6,12 +6,14 @@ own client in chalicelib.
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from typing import TYPE_CHECKING, Any
 
 import jwt
 import requests
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 if TYPE_CHECKING:
     from devstack.github_fake import GitHubFake
@@ -38,9 +40,14 @@ def app_jwt(
         claims["jti"] = uuid.uuid4().hex if jti == "auto" else jti
     # PyJWT refuses a non-string `iss`; sign the raw JSON so an integer `iss` can be tested too.
     payload = json.dumps(claims, separators=(",", ":")).encode()
-    return jwt.api_jws.encode(
-        payload, private_key_pem or fake.private_key_pem, algorithm="RS256", headers={"typ": "JWT"}
-    )
+    key = _private_key(private_key_pem or fake.private_key_pem)
+    return jwt.api_jws.encode(payload, key, algorithm="RS256", headers={"typ": "JWT"})
+
+
+@functools.lru_cache(maxsize=8)
+def _private_key(pem: str) -> Any:
+    # Loading an RSA key checks it (tens of milliseconds); sign many JWTs with one load.
+    return load_pem_private_key(pem.encode(), password=None)
 
 
 class FakeGitHubClient:

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from devstack import github_render
-from devstack.github_api import ROUTE_KEYS
 from devstack.github_fake import GitHubFake
 from devstack.github_openapi import operations
+from devstack.github_routes import ROUTE_KEYS
 from devstack.github_testing import FakeGitHubClient, app_jwt
 
 LIST = "GET /orgs/{org}/actions/runners"
