@@ -19,6 +19,10 @@ _settings: dict[str, Settings] = {}
 _clients: dict[str, Any] = {}
 _github: dict[str, GitHubClient] = {}
 _objects: dict[str, Any] = {}
+# The boto3 session outlives reset(): it only caches the service models read from disk (a client
+# costs about a second without that cache), while clients, which read the endpoint, the region
+# and the credentials from the environment when created, are forgotten.
+_boto: dict[str, Any] = {}
 T = TypeVar("T")
 
 
@@ -50,7 +54,10 @@ def aws(service: str, *, quick: bool = False) -> Any:
             read_timeout=2 if quick else 20,
             max_pool_connections=20,
         )
-        _clients[key] = boto3.session.Session().client(service, config=config)  # type: ignore[call-overload]
+        if "session" not in _boto:
+            _boto["session"] = boto3.session.Session()
+        client = _boto["session"].client(service, config=config)
+        _clients[key] = client
     return _clients[key]
 
 
