@@ -106,6 +106,6 @@ def sync_runner_binaries(event: Any) -> None:
     """Cache the latest runner release in S3 so instances boot without GitHub downloads."""
     from chalicelib.runner_binaries import run_sync
 
-    _start("sync_runner_binaries", app.lambda_context)
+    _start("sync_runner_binaries", getattr(event, "context", None))
     run_sync(wiring.settings("sync_runner_binaries"))
     metrics.flush(function="sync_runner_binaries")
