@@ -193,6 +193,10 @@ def _cell(value: Any) -> str:
     return text if text else " "
 
 
+def _code(value: Any) -> str:
+    return f"`{value}`" if value != "" else '`""`'
+
+
 def parameter_table(stack: dict[str, Any]) -> str:
     """The Markdown table of every parameter with its default, by section."""
     parameters = stack["Parameters"]
@@ -202,12 +206,11 @@ def parameter_table(stack: dict[str, Any]) -> str:
         for name in names:
             spec = parameters[name]
             default = spec.get("Default")
-            shown = "*(required)*" if default is None else f"`{default}`" if default != "" else "`\"\"`"
+            shown = "*(required)*" if default is None else _code(default)
             allowed = spec.get("AllowedValues")
             description = spec.get("Description", "")
             if allowed:
-                description += " One of: " + ", ".join(f"`{v}`" if v != "" else '`""`'
-                                                      for v in allowed) + "."
+                description += " One of: " + ", ".join(_code(v) for v in allowed) + "."
             lines.append(f"| `{name}` | {_cell(shown)} | {_cell(description)} |")
     lines.append(TABLE_END)
     return "\n".join(lines)

@@ -269,6 +269,7 @@ start_runner() {
   fi
   configure_runner
   runner_secret=""
+  step="service"
   (cd "$GHR_RUNNER_DIR" && ./svc.sh install "$run_as" && ./svc.sh start)
   log "runner service started"
 }

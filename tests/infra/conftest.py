@@ -1,0 +1,46 @@
+"""Fixtures of the infrastructure checks: the built templates, and one `chalice package` run.
+
+`chalice package` takes seconds (it vendors the wheels), so it runs once per session; the tests
+that need its output live in one file, which pytest-xdist's `--dist loadfile` keeps on one worker.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from typing import Any
+
+import pytest
+import yaml
+from infra_support import BIN, PACKAGE_ENV, ROOT, Package
+
+from infra import build
+
+
+@pytest.fixture(scope="session")
+def stack_template() -> dict[str, Any]:
+    """infra/runners-stack.yaml as built from infra/src (long-form intrinsics)."""
+    return build.stack_template()
+
+
+@pytest.fixture(scope="session")
+def merge_template(stack_template: dict[str, Any]) -> dict[str, Any]:
+    """infra/template.yaml as built from infra/src."""
+    return build.merge_template(stack_template)
+
+
+@pytest.fixture(scope="session")
+def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """`chalice package` of the sample stage `dev`, merged with infra/template.yaml."""
+    out = tmp_path_factory.mktemp("package") / "out"
+    env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
+    env.update(PACKAGE_ENV)
+    result = subprocess.run(
+        [str(BIN / "chalice"), "package", "--stage", "dev",
+         "--merge-template", str(build.TEMPLATE), str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, f"chalice package failed:\n{result.stdout}\n{result.stderr}"
+    template = yaml.safe_load((out / "sam.yaml").read_text())
+    return Package(directory=out, template=template)
+
