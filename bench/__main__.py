@@ -36,7 +36,8 @@ WORKLOADS = (
         about="`chalice package` zip; then, 5 times, a fresh interpreter (`-S -B`, no bytecode "
               "cache) over the unzipped package with the runtime's boto3 after it: `import app`, "
               "import the handler modules, build settings, the ec2/ssm/sqs clients and the GitHub "
-              "client. Peak memory is the child's max RSS.",
+              "client. Peak memory is the child's max RSS. The same is then measured over the "
+              "package precompiled (`compileall`), which the zip does not ship.",
     ),
     Workload(
         "burst_reuse", "Scale-up: burst of 100 jobs, one org, reuse runners",

@@ -163,7 +163,7 @@ def console_table(results: Sequence[Result]) -> Table:
     table = Table(title="make bench", header_style="bold")
     table.add_column("workload", max_width=28)
     table.add_column("figure", no_wrap=True)
-    table.add_column("value", justify="right", no_wrap=True)
+    table.add_column("value", justify="right", overflow="fold")
     table.add_column("target")
     for result in results:
         title = f"{result.workload.title}\n[dim]{result.runs} run(s), {result.seconds:.0f} s[/dim]"

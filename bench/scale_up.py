@@ -1,0 +1,236 @@
+"""Scale-up bursts on devstack: GitHub and AWS calls per launched runner, wall time, JIT pacing.
+
+Each burst queues N jobs in the GitHub fake and feeds their build-queue messages to the
+`scale_up` handler (through chalice's test client) in batches of 10, the way the event source
+mapping does; messages the handler returns for retry go back in the queue with their receive
+count raised, as SQS would redeliver them. One container serves the whole burst.
+
+Counts are taken in a warm container, the convention of every workload here: the App credentials
+and the installation token of each org were fetched by an earlier invocation. What a cold
+container adds is measured while warming and reported apart (`cold_extra_*`), and the totals a
+cold container would spend are reported as `*_per_runner_cold`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import functools
+import io
+import json
+import os
+import time
+from collections import Counter, deque
+from collections.abc import Iterator
+from typing import Any
+
+ORG = "acme"
+BATCH = 10
+QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:github-runners-queued-builds"
+_stack: list[Any] = []
+
+Figures = dict[str, float | int | str]
+
+
+def _devstack() -> Any:
+    """One devstack for every burst of the process."""
+    if not _stack:
+        from devstack import Devstack
+
+        stack = Devstack.start(validate_github=False)
+        atexit.register(stack.stop)
+        _stack.append(stack)
+    return _stack[0]
+
+
+@contextlib.contextmanager
+def _environment(stack: Any, **overrides: str) -> Iterator[None]:
+    """The function's environment pointed at devstack, restored afterwards."""
+    from chalicelib import wiring
+
+    saved = dict(os.environ)
+    os.environ.update(stack.env(**overrides))
+    wiring.reset()
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        wiring.reset()
+
+
+def _record(n: int, body: dict[str, Any], receive_count: int) -> dict[str, Any]:
+    return {"messageId": f"msg-{n}", "receiptHandle": f"handle-{n}", "body": json.dumps(body),
+            "attributes": {"ApproximateReceiveCount": str(receive_count)},
+            "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": QUEUE_ARN,
+            "awsRegion": "eu-west-1", "md5OfBody": ""}
+
+
+def _client() -> Any:
+    """chalice's test client, its Lambda context given the deployed 60 s timeout."""
+    import chalice.test
+    from chalice.local import LambdaContext
+
+    from app import app
+
+    chalice.test.LambdaContext = functools.partial(  # type: ignore[misc]
+        LambdaContext, max_runtime_ms=60_000)
+    return chalice.test.Client(app, stage_name="devstack")
+
+
+def _burst(orgs: list[str], n: int, **env: str) -> Figures:
+    """Queue `n` jobs spread over `orgs`, drain the queue through scale_up, count the calls."""
+    stack = _devstack()
+    stack.reset()
+    stack.deploy()
+    # devstack's subnets are /24s, and moto fills the first override's subnet before failing;
+    # a /20 holds a thousand runners.
+    subnet = stack.boto("ec2").create_subnet(VpcId=stack.deployment.vpc_id,
+                                             CidrBlock="10.0.16.0/20")["Subnet"]["SubnetId"]
+    env = {"SUBNET_IDS": subnet, **env}
+    fake = stack.github
+    installations = {org: fake.add_installation(org) for org in orgs}
+    bodies = []
+    for index in range(n):
+        org = orgs[index % len(orgs)]
+        job_id = fake.add_job(org, "app", ["self-hosted", "linux"])
+        # As the webhook writes it: the installation id comes from the delivery.
+        bodies.append({"id": job_id, "eventType": "workflow_job", "repositoryName": "app",
+                       "repositoryOwner": org, "installationId": installations[org],
+                       "repoOwnerType": "Organization", "labels": ["self-hosted", "linux"]})
+    with _environment(stack, ENABLE_ORGANIZATION_RUNNERS="true", **env), _client() as client, \
+            contextlib.redirect_stdout(io.StringIO()):
+        from chalicelib import wiring
+
+        # Warm the container as an earlier invocation would have: boto3 clients, App
+        # credentials (one SSM call), an installation token per org (one GitHub call each).
+        stack.aws_faults.reset()
+        fake.clear_log()
+        wiring.aws("ec2"), wiring.aws("ssm")
+        github = wiring.github("scale_up")
+        for org in orgs:
+            github.auth.token(org, "Org", installations[org])
+        cold_github, cold_aws = len(fake.requests), stack.aws_faults.count()
+        stack.aws_faults.reset()
+        fake.clear_log()
+
+        queue = deque((i, body, 1) for i, body in enumerate(bodies))
+        invocations = redeliveries = 0
+        started = time.perf_counter()
+        while queue and invocations < 20 * (n // BATCH + 1):
+            batch = [queue.popleft() for _ in range(min(BATCH, len(queue)))]
+            event = {"Records": [_record(i, body, count) for i, body, count in batch]}
+            answer = client.lambda_.invoke("scale_up", event).payload
+            invocations += 1
+            failed = {item["itemIdentifier"] for item in answer["batchItemFailures"]}
+            for i, body, count in batch:
+                if f"msg-{i}" in failed:
+                    queue.append((i, body, count + 1))
+                    redeliveries += 1
+        wall = time.perf_counter() - started
+        requests = fake.requests
+        aws = dict(stack.aws_faults.calls)
+    runners = _runners(stack)
+    github_calls, aws_calls = len(requests), sum(aws.values())
+    routes = Counter(r.route for r in requests)
+    per = max(1, runners)
+    return {
+        "runners": runners,
+        "github_calls": github_calls,
+        "aws_calls": aws_calls,
+        "github_calls_per_runner": round(github_calls / per, 3),
+        "aws_calls_per_runner": round(aws_calls / per, 3),
+        "github_calls_per_runner_cold": round((github_calls + cold_github) / per, 3),
+        "aws_calls_per_runner_cold": round((aws_calls + cold_aws) / per, 3),
+        "wall_s": round(wall, 3),
+        "invocations": invocations,
+        "redeliveries": redeliveries,
+        "left_in_queue": len(queue),
+        "cold_extra_github_calls": cold_github,
+        "cold_extra_aws_calls": cold_aws,
+        "github_calls_by_route": ", ".join(f"{r}={c}" for r, c in sorted(routes.items())),
+        "aws_calls_by_action": ", ".join(f"{a}={c}" for (_, a), c in sorted(aws.items())),
+        "_requests": json.dumps([[r.method, r.route, r.status, r.time] for r in requests]),
+    }
+
+
+def _runners(stack: Any) -> int:
+    """Instances of the deployment that got their registration parameter."""
+    ec2, ssm = stack.boto("ec2"), stack.boto("ssm")
+    ids = {i["InstanceId"]
+           for page in ec2.get_paginator("describe_instances").paginate(Filters=[
+               {"Name": "tag:ghr:environment", "Values": [stack.deployment.environment]},
+               {"Name": "instance-state-name", "Values": ["pending", "running"]}])
+           for r in page["Reservations"] for i in r["Instances"]}
+    names = {p["Name"].rsplit("/", 1)[-1]
+             for page in ssm.get_paginator("describe_parameters").paginate(ParameterFilters=[
+                 {"Key": "Path", "Option": "Recursive",
+                  "Values": [stack.deployment.token_path]}])
+             for p in page["Parameters"]}
+    return len(ids & names)
+
+
+def _public(figures: Figures) -> Figures:
+    return {k: v for k, v in figures.items() if not k.startswith("_")}
+
+
+def bench_burst_reuse(n: int = 100) -> Figures:
+    """`n` jobs of one org, reuse runners, queued check on, a cap of `n`: the cap is set, so
+    its one DescribeInstances per batch is counted (with no cap there is none)."""
+    figures = _burst([ORG], n, RUNNERS_MAXIMUM_COUNT=str(n), ENABLE_JOB_QUEUED_CHECK="true")
+    return {"config": f"reuse, queued check on, cap {n}", **_public(figures)}
+
+
+def bench_burst_jit(n: int = 100) -> Figures:
+    """`n` jobs of one org, ephemeral JIT runners (queued check off, their default), no cap."""
+    figures = _burst([ORG], n, ENABLE_EPHEMERAL_RUNNERS="true", ENABLE_JIT_CONFIG="true",
+                     RUNNERS_MAXIMUM_COUNT="-1")
+    requests = json.loads(str(figures["_requests"]))
+    writes = sorted(t for method, route, _, t in requests
+                    if method == "POST" and route.endswith("generate-jitconfig"))
+    secondary = sum(1 for _, _, status, _ in requests if status in (403, 429))
+    wall = float(figures["wall_s"])
+    return {
+        "config": "ephemeral JIT, queued check off, no cap",
+        **_public(figures),
+        "jit_writes": len(writes),
+        "runners_per_minute": round(int(figures["runners"]) / wall * 60, 1) if wall else 0,
+        "max_writes_in_any_60s": _max_in_window(writes, 60.0),
+        "secondary_limit_answers": secondary,
+    }
+
+
+def bench_burst_orgs(n: int = 100, orgs: int = 10) -> Figures:
+    """`n` jobs spread over `orgs` orgs (10 groups of 1 per batch), reuse runners, check on."""
+    names = [f"org{k:02d}" for k in range(orgs)]
+    figures = _burst(names, n, RUNNERS_MAXIMUM_COUNT=str(n), ENABLE_JOB_QUEUED_CHECK="true")
+    return {"config": f"reuse, queued check on, cap {n} per org, {orgs} orgs",
+            **_public(figures)}
+
+
+def bench_burst_1000() -> Figures:
+    """1000 jobs of one org, ephemeral runners with registration tokens (queued check off,
+    the ephemeral default), no cap: the wall time of draining the queue."""
+    figures = _burst([ORG], 1000, ENABLE_EPHEMERAL_RUNNERS="true", ENABLE_JIT_CONFIG="false",
+                     RUNNERS_MAXIMUM_COUNT="-1")
+    return {"config": "ephemeral, registration tokens, queued check off, no cap",
+            **_public(figures)}
+
+
+def _max_in_window(times: list[float], window: float) -> int:
+    best, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] > window:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
+if __name__ == "__main__":
+    import sys
+
+    names = sys.argv[1:] or ["bench_burst_reuse"]
+    for name in names:
+        print(name)
+        for key, value in globals()[name]().items():
+            print(f"  {key}: {value}")
