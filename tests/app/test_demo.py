@@ -10,7 +10,11 @@ import pytest
 from rich.console import Console
 
 from demo import DemoConfig, run_demo
+from demo.recording import Recording, Summary
+from demo.report import ReportPaths
 from demo.scenario import parse_scenario
+
+Replay = tuple[Recording, Summary, ReportPaths, str]
 
 SHORT = [
     {"repo": "acme/api", "queued_at": 0, "duration": 90},
@@ -28,7 +32,7 @@ FAST = DemoConfig(speed=60, max_runners=4, idle_count=1, minimum_running_minutes
 
 
 @pytest.fixture(scope="module")
-def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, object, str]:
+def replay(tmp_path_factory: pytest.TempPathFactory) -> Replay:
     out = tmp_path_factory.mktemp("demo")
     buffer = io.StringIO()
     console = Console(file=buffer, width=120, force_terminal=False)
@@ -36,7 +40,7 @@ def replay(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, object, ob
     return recording, summary, paths, buffer.getvalue()
 
 
-def test_demo_runs_every_job_of_the_scenario(replay: tuple) -> None:  # type: ignore[type-arg]
+def test_demo_runs_every_job_of_the_scenario(replay: Replay) -> None:
     recording, summary, _, _ = replay
 
     assert recording.jobs_total == 6
@@ -45,7 +49,7 @@ def test_demo_runs_every_job_of_the_scenario(replay: tuple) -> None:  # type: ig
     assert summary.median_wait is not None and summary.median_wait > 0
 
 
-def test_demo_caps_instances_and_scales_down_to_the_idle_count(replay: tuple) -> None:  # type: ignore[type-arg]
+def test_demo_caps_instances_and_scales_down_to_the_idle_count(replay: Replay) -> None:
     recording, summary, _, _ = replay
 
     assert summary.peak_instances == FAST.max_runners
@@ -54,7 +58,7 @@ def test_demo_caps_instances_and_scales_down_to_the_idle_count(replay: tuple) ->
     assert recording.samples[-1].busy == 0 and recording.samples[-1].queued == 0
 
 
-def test_demo_records_the_series_of_queued_busy_and_idle(replay: tuple) -> None:  # type: ignore[type-arg]
+def test_demo_records_the_series_of_queued_busy_and_idle(replay: Replay) -> None:
     recording, _, _, _ = replay
     samples = recording.samples
 
@@ -66,7 +70,7 @@ def test_demo_records_the_series_of_queued_busy_and_idle(replay: tuple) -> None:
     assert all(s.busy + s.idle == s.instances for s in samples)
 
 
-def test_demo_counts_the_functions_calls_by_kind(replay: tuple) -> None:  # type: ignore[type-arg]
+def test_demo_counts_the_functions_calls_by_kind(replay: Replay) -> None:
     recording, summary, _, _ = replay
 
     assert recording.aws_calls["ec2 CreateFleet"] >= 1
@@ -78,7 +82,7 @@ def test_demo_counts_the_functions_calls_by_kind(replay: tuple) -> None:  # type
     assert dict(summary.github_calls) == dict(recording.github_calls)
 
 
-def test_demo_writes_the_chart_and_the_html_report(replay: tuple) -> None:  # type: ignore[type-arg]
+def test_demo_writes_the_chart_and_the_html_report(replay: Replay) -> None:
     _, _, paths, _ = replay
 
     assert paths.chart.read_bytes().startswith(b"\x89PNG")
@@ -87,7 +91,7 @@ def test_demo_writes_the_chart_and_the_html_report(replay: tuple) -> None:  # ty
     assert (Path(paths.html).parent / "functions.log").stat().st_size > 0
 
 
-def test_demo_live_view_prints_a_line_per_decision(replay: tuple) -> None:  # type: ignore[type-arg]
+def test_demo_live_view_prints_a_line_per_decision(replay: Replay) -> None:
     _, _, _, output = replay
 
     for kind in ("launched", "registered", "job started", "deregistered", "terminated"):

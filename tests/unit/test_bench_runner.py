@@ -7,7 +7,16 @@ from pathlib import Path
 
 from rich.console import Console
 
-from bench.common import Target, Workload, combine, fmt, markdown, run_all, run_workload
+from bench.common import (
+    Figures,
+    Target,
+    Workload,
+    combine,
+    fmt,
+    markdown,
+    run_all,
+    run_workload,
+)
 
 
 def test_combine_takes_medians_and_keeps_the_spread_of_noisy_figures() -> None:
@@ -29,7 +38,7 @@ def test_target_is_met_strictly_or_not() -> None:
 
 
 def test_run_workload_reports_a_failure_instead_of_raising() -> None:
-    def broken() -> dict[str, float]:
+    def broken() -> Figures:
         raise RuntimeError("moto is not up")
 
     result = run_workload(Workload("w", "W", broken, runs=3))
