@@ -7,8 +7,12 @@ consumed with a logged reason (Guarantee 3).
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import metrics, wiring
@@ -39,6 +43,8 @@ log = get_logger(__name__)
 # response before the function times out (a timeout would retry every message). A quarter
 # of the time left when that is less (a short test or local invocation).
 RESERVE_SECONDS = 5.0
+# Owners handled side by side; each also runs a few parallel calls (see launcher.WORKERS).
+GROUP_WORKERS = 4
 
 
 def _reserve(remaining_seconds: float) -> float:
@@ -65,6 +71,9 @@ class ScaleUp:
         self.github = github
         self.clock = clock
         self._image: tuple[str | None] | None = None
+        self._lock = threading.RLock()
+        self._shared_count = False
+        self._counts: Counter[tuple[str, str]] | None = None
 
     def run(self, records: Sequence[Mapping[str, Any]], remaining_seconds: float) -> list[str]:
         """Handle one batch; return the message ids to retry, each once."""
@@ -87,27 +96,36 @@ class ScaleUp:
             log.info("message dropped", message_id=item.message_id, job_id=item.job_id,
                      reason=item.reason)
             metrics.put("JobsDropped", 1, reason=item.reason)
-        for group in groups:
-            if self.clock() > deadline:
-                log.warning("no time left for group", owner=group.owner,
-                            message_ids=list(group.message_ids))
-                retry.extend(group.message_ids)
-                continue
-            try:
-                retry.extend(self.handle_group(group, receive_counts))
-            except ConfigError:
-                raise
-            except GhrError as error:
-                log.warning("scale-up group failed", owner=group.owner, error=str(error),
-                            error_type=type(error).__name__, retrying=len(group.jobs))
-                retry.extend(group.message_ids)
-            except Exception:
-                # A bug or an unforeseen answer: this owner's messages only, the rest go on.
-                log.error("scale-up group failed unexpectedly", exc_info=True, owner=group.owner,
-                          retrying=len(group.jobs))
-                retry.extend(group.message_ids)
+        # One count of the environment's instances serves every owner of a many-owner batch.
+        self._shared_count = len(groups) > 1
+        # Owners are independent (each has its own cap), so their groups run side by side.
+        with ThreadPoolExecutor(max_workers=max(1, min(GROUP_WORKERS, len(groups)))) as pool:
+            futures = [pool.submit(copy_context().run, self.safe_group, group, receive_counts,
+                                   deadline) for group in groups]
+            for future in futures:
+                retry.extend(future.result())
         metrics.put("JobsRetried", len(retry))
         return list(dict.fromkeys(retry))
+
+    def safe_group(self, group: Group, receive_counts: Mapping[str, int],
+                   deadline: float) -> list[str]:
+        """`handle_group`, with any failure but a configuration error turned into a retry."""
+        if self.clock() > deadline:
+            log.warning("no time left for group", owner=group.owner,
+                        message_ids=list(group.message_ids))
+            return list(group.message_ids)
+        try:
+            return self.handle_group(group, receive_counts)
+        except ConfigError:
+            raise
+        except GhrError as error:
+            log.warning("scale-up group failed", owner=group.owner, error=str(error),
+                        error_type=type(error).__name__, retrying=len(group.jobs))
+        except Exception:
+            # A bug or an unforeseen answer: this owner's messages only, the rest go on.
+            log.error("scale-up group failed unexpectedly", exc_info=True, owner=group.owner,
+                      retrying=len(group.jobs))
+        return list(group.message_ids)
 
     def handle_group(self, group: Group, receive_counts: Mapping[str, int]) -> list[str]:
         """Decide and launch for one owner; return the group's message ids to retry."""
@@ -116,8 +134,7 @@ class ScaleUp:
         cap = settings.runners_maximum_count
         current = None
         if cap != -1 and queued:
-            current = len(self.ec2.runner_instances(settings.environment, group.owner,
-                                                    group.runner_type))
+            current = self.current(group)
         plan = plan_scale_up(group.owner, group.runner_type,
                              [job.message_id for job in queued], current, cap,
                              settings.enable_ephemeral_runners)
@@ -175,12 +192,25 @@ class ScaleUp:
                 metrics.put("JobsDropped", 1, reason=NOT_QUEUED)
         return queued
 
+    def current(self, group: Group) -> int:
+        """Running and pending instances of the group's owner: one DescribeInstances for the
+        owner, or one for the whole batch when it holds several owners."""
+        if not self._shared_count:
+            return len(self.ec2.runner_instances(self.settings.environment, group.owner,
+                                                 group.runner_type))
+        with self._lock:
+            if self._counts is None:
+                instances = self.ec2.runner_instances(self.settings.environment)
+                self._counts = Counter((i.owner, i.runner_type) for i in instances)
+            return self._counts[(group.owner, group.runner_type)]
+
     def image_id(self) -> str | None:
         """The AMI from `AMI_ID_SSM_PARAMETER_NAME`, read once per invocation; None when unset."""
-        if self._image is None:
-            name = self.settings.ami_id_ssm_parameter_name
-            value = self.ssm.get_string(name) if name else None
-            if name and not value:
-                raise ConfigError(f"{name}: SSM parameter with the runner AMI id not found")
-            self._image = (value.strip() if value else None,)
-        return self._image[0]
+        with self._lock:
+            if self._image is None:
+                name = self.settings.ami_id_ssm_parameter_name
+                value = self.ssm.get_string(name) if name else None
+                if name and not value:
+                    raise ConfigError(f"{name}: SSM parameter with the runner AMI id not found")
+                self._image = (value.strip() if value else None,)
+            return self._image[0]

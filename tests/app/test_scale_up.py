@@ -146,6 +146,22 @@ def test_cap_counts_pre_existing_instances_of_the_owner_only(scale_up: ScaleUpHa
     assert (plan["queued"], plan["current"], plan["cap"], plan["launching"]) == (3, 2, 3, 1)
 
 
+def test_many_owners_share_one_count_and_each_keeps_its_own_cap(
+        scale_up: ScaleUpHarness) -> None:
+    scale_up.configure(**ORG_RUNNERS, RUNNERS_MAXIMUM_COUNT="2", ENABLE_EPHEMERAL_RUNNERS="true",
+                       ENABLE_JIT_CONFIG="false")
+    scale_up.stack.github.add_installation("beta")
+    launch_existing(scale_up, 2)  # acme is at its cap, beta is empty
+    before = scale_up.stack.aws_faults.count("ec2", "DescribeInstances")
+    acme, beta = add_jobs(scale_up, 1), add_jobs(scale_up, 3, owner="beta")
+
+    outcome = scale_up.invoke(job_body(acme[0]), *(job_body(j, owner="beta") for j in beta))
+
+    assert scale_up.stack.aws_faults.count("ec2", "DescribeInstances") == before + 1
+    assert outcome.failures == ["msg-0", "msg-3"]
+    assert len(scale_up.instances(ORG)) == 2 and len(scale_up.instances("beta")) == 2
+
+
 def test_ephemeral_jobs_over_the_cap_are_returned_for_retry(scale_up: ScaleUpHarness) -> None:
     scale_up.configure(**ORG_RUNNERS, RUNNERS_MAXIMUM_COUNT="2", ENABLE_EPHEMERAL_RUNNERS="true",
                        ENABLE_JIT_CONFIG="false")
