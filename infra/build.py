@@ -189,7 +189,7 @@ def dump(template: dict[str, Any]) -> str:
 
 
 def _cell(value: Any) -> str:
-    text = str(value).replace("|", "\\|").replace("\n", " ")
+    text = str(value).replace("|", "\\|").replace("<", "&lt;").replace("\n", " ")
     return text if text else " "
 
 
