@@ -154,7 +154,7 @@ class GitHubFake(GitHubJobs):
             bucket = self.limits.bucket(principal.bucket, now)
             fault = self.faults.take(route.key)
             if fault is not None:
-                return self._fault_reply(fault, bucket, now)
+                return self._fault_reply(fault, principal, bucket, now)
             if auth_error is not None:
                 return ApiReply(
                     auth_error.status, render.error(auth_error.message), bucket.headers()
@@ -173,11 +173,13 @@ class GitHubFake(GitHubJobs):
         reply.headers = {**headers, **reply.headers}
         return reply
 
-    def _fault_reply(self, fault: Fault, bucket: Bucket, now: float) -> ApiReply:
+    def _fault_reply(
+        self, fault: Fault, principal: Principal, bucket: Bucket, now: float
+    ) -> ApiReply:
         if fault.kind == "secondary":
             return self._secondary_limited(bucket, fault.seconds)
         if fault.kind == "primary":
-            return self._primary_limited(Principal("installation"), bucket, now + fault.seconds)
+            return self._primary_limited(principal, bucket, now + fault.seconds)
         message = "Server Error" if fault.status >= 500 else "Injected failure"
         return ApiReply(fault.status, render.error(message), bucket.headers())
 

@@ -153,6 +153,7 @@ def test_injected_primary_limit_has_zero_remaining_and_reset(
     assert refused.status_code == 403
     assert refused.headers["x-ratelimit-remaining"] == "0"
     assert refused.headers["x-ratelimit-reset"] == str(int(now[0]) + 120)
+    assert refused.json()["message"].startswith("API rate limit exceeded for installation ID")
     assert client.call("GET", LIST_PATH, token).status_code == 200
 
 
@@ -197,3 +198,15 @@ def test_request_log_counts_by_route_method_and_prefix(
     assert fake.requests[-1].status == 404 and fake.requests[0].route == LIST
     fake.clear_log()
     assert fake.count() == 0
+
+
+def test_keep_alive_answers_without_delayed_ack_stalls(
+    client: FakeGitHubClient, token: str
+) -> None:
+    # With Nagle's algorithm on, each keep-alive answer would wait ~40 ms for the delayed ACK.
+    durations = []
+    for _ in range(15):
+        started = time.monotonic()
+        assert client.call("POST", REG_PATH, token).status_code == 201
+        durations.append(time.monotonic() - started)
+    assert sorted(durations)[len(durations) // 2] < 0.03
