@@ -16,7 +16,7 @@ $TokenWaitSeconds = 300
 Start-Transcript -Path 'C:\UserData.log' -Append | Out-Null
 if ($GhrUserDataDebug -eq 'true-logs-secrets') {
     Write-Output "WARNING: user-data debug logging is on: the runner's registration secret WILL be logged"
-    Set-PSDebug -Trace 1
+    Set-PSDebug -Trace 2  # shows every assignment's value
 }
 
 $script:Step = 'start'
@@ -131,7 +131,7 @@ function Register-Runner([string]$Secret, [string]$Name, [bool]$AsService) {
     $script:Step = 'configure'
     $arguments = @('--unattended', '--name', $Name, '--work', '_work')
     if ($AsService) { $arguments += '--runasservice' }
-    $words = $Secret -split '\s+' | Where-Object { $_ }
+    $words = @($Secret -split '\s+' | Where-Object { $_ })
     for ($i = 0; $i -lt $words.Count; $i++) {
         # The token goes to the environment, where other users' process listings cannot see it.
         if ($words[$i] -eq '--token') { $env:ACTIONS_RUNNER_INPUT_TOKEN = $words[$i + 1]; $i++ }
