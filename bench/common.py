@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 Value = float | int | str
 Figures = dict[str, Value]
@@ -172,8 +173,11 @@ def console_table(results: Sequence[Result]) -> Table:
             table.add_section()
             continue
         for index, name in enumerate(result.figures):
-            table.add_row(title if index == 0 else "", name, _value_text(result, name),
-                          _verdict(result, name))
+            value = result.figures[name]
+            # Numbers line up on the right; descriptions (call breakdowns) read from the left.
+            shown = Text(_value_text(result, name),
+                         justify="left" if isinstance(value, str) else "right")
+            table.add_row(title if index == 0 else "", name, shown, _verdict(result, name))
         table.add_section()
     return table
 
@@ -225,7 +229,10 @@ def markdown(results: Sequence[Result], command: str, when: datetime | None = No
 def run_all(workloads: Sequence[Workload], runs: int | None, output: Path | None,
             command: str, console: Console | None = None) -> int:
     """Run, print the table, write `output`; status 1 if a workload failed or missed a target."""
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=140)  # a log file, not a window: room for the breakdowns
     results: list[Result] = []
     for workload in workloads:
         with console.status(f"running {workload.title} ..."):
