@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest demo bench clean
+.PHONY: setup test lint typecheck pytest demo bench clean infra .venv-checkov
 
 setup: $(STAMP)
 
@@ -15,13 +15,25 @@ $(STAMP): requirements.txt requirements-dev.txt
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
 	touch $(STAMP)
 
+# checkov pins an old boto3, so it lives in its own virtual environment.
+CHECKOV := .venv-checkov/.installed
+$(CHECKOV): scripts/checkov-requirements.txt
+	test -x .venv-checkov/bin/python || $(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet -r scripts/checkov-requirements.txt
+	touch $(CHECKOV)
+
+.venv-checkov: $(CHECKOV)
+
+infra: setup
+	$(BIN)/python -m infra.build
+
 lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
 	$(BIN)/mypy chalicelib
 
-pytest: setup
+pytest: setup $(CHECKOV)
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 test: lint typecheck pytest
