@@ -81,10 +81,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
                         help="where to write the report (default %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--strict", action="store_true",
+                        help="exit 1 when a target is missed (a failed workload always does)")
     args = parser.parse_args(argv)
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     output = None if args.no_write else args.output
-    return run_all(chosen, args.runs, output, "make bench (" + python_command() + ")")
+    return run_all(chosen, args.runs, output, "make bench (" + python_command() + ")",
+                   strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from bench.common import (
@@ -89,3 +90,25 @@ def test_fmt_rounds_floats_to_three_significant_digits() -> None:
     assert fmt(12.345) == "12.3"
     assert fmt(1234.5) == "1234"
     assert fmt(7) == "7"
+
+
+def test_run_all_fails_on_a_failed_workload_and_on_a_missed_target_only_when_strict(
+        tmp_path: Path) -> None:
+    slow = Workload("slow", "Slow", lambda: {"wall_s": 90.0}, targets=(Target("wall_s", "<", 60),))
+    broken = Workload("broken", "Broken", lambda: {"x": 1 / 0})
+    quiet = Console(file=io.StringIO(), width=120)
+
+    assert run_all([slow], None, None, "make bench", console=quiet) == 0
+    assert run_all([slow], None, None, "make bench", console=quiet, strict=True) == 1
+    assert run_all([broken], None, None, "make bench", console=quiet) == 1
+
+
+def test_run_workload_keeps_the_workloads_stdout_out_of_the_report(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def chatty() -> Figures:
+        print('{"message": "a function log line"}')
+        return {"calls": 1}
+
+    run_workload(Workload("chatty", "Chatty", chatty))
+
+    assert "function log line" not in capsys.readouterr().out
