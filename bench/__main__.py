@@ -37,7 +37,9 @@ WORKLOADS = (
               "cache) over the unzipped package with the runtime's boto3 after it: `import app`, "
               "import the handler modules, build settings, the ec2/ssm/sqs clients and the GitHub "
               "client. Peak memory is the child's max RSS. The same is then measured over the "
-              "package precompiled (`compileall`), which the zip does not ship.",
+              "package precompiled (`compileall`), which the zip does not ship; and for one "
+              "function's container alone (`scale_up`: its module, settings, ec2, ssm, GitHub; "
+              "`webhook`: its module, settings, ssm, sqs).",
     ),
     Workload(
         "burst_reuse", "Scale-up: burst of 100 jobs, one org, reuse runners",
