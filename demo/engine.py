@@ -102,6 +102,9 @@ class Demo:
     def _configure(self, stack: Any) -> dict[str, str]:
         # The build queue's delivery delay (30 s, as the reference deployment) gives a running
         # reuse runner the time to take a new job before scale-up decides to launch another.
+        # moto keeps its state per process, not per server: start from an empty AWS (the tests
+        # run the demo in a process whose own devstack may have deployed already).
+        stack.reset()
         stack.deploy(queue_delay_seconds=max(1, round(self.config.queue_delay_seconds /
                                                       self.config.speed)))
         for owner in self.scenario.owners:
