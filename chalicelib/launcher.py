@@ -206,10 +206,18 @@ def launch_runners(
         return _write_config(settings, ec2, ssm, github, owner, runner_type, instance_id,
                              arguments, group_id, installation_id)
 
-    written = parallel(configure, list(instance_ids))
+    try:
+        written = parallel(configure, list(instance_ids))
+    except BaseException:
+        # Whatever broke (a configuration error, a bug), no instance may wait for a
+        # registration that will never be written.
+        _terminate(ec2, fleet.instance_ids, owner)
+        raise
     ready = tuple(i for i, ok in zip(instance_ids, written, strict=True) if ok)
     failed = [i for i, ok in zip(instance_ids, written, strict=True) if not ok]
-    terminated = _terminate(ec2, failed, owner)
+    # EC2 never launches more than asked for an unweighted instant fleet; if it did, the extra
+    # instances have no job and no registration.
+    terminated = _terminate(ec2, [*failed, *fleet.instance_ids[count:]], owner)
     return LaunchOutcome(
         ready=ready,
         retryable_shortfall=len(failed) + (missing if retryable else 0),
@@ -234,7 +242,7 @@ def _write_config(settings: Settings, ec2: Ec2, ssm: Ssm, github: GitHubClient, 
             value = arguments
         ssm.put_runner_config(name, value, tags={"InstanceId": instance_id})
     except ConfigError:
-        raise
+        raise  # every instance fails alike: launch_runners terminates them and re-raises
     except GhrError as error:
         log.error("runner configuration not written", owner=owner, instance_id=instance_id,
                   error=str(error))

@@ -225,3 +225,22 @@ def test_ephemeral_jit_runner_runs_its_job_and_its_instance_ends(
     assert github.jobs[job_id].status == "completed"
     assert scale_up.instances() == []
     assert github.runners(ORG) == []
+
+
+def test_unexpected_error_while_configuring_terminates_every_new_instance_and_retries(
+        scale_up: ScaleUpHarness, monkeypatch: Any) -> None:
+    from chalicelib.github import GitHubClient
+
+    def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("an answer nobody expected")
+
+    # A rare edge that devstack cannot produce: a bug or an unforeseen GitHub answer.
+    monkeypatch.setattr(GitHubClient, "jit_config", broken)
+    scale_up.configure(ENABLE_ORGANIZATION_RUNNERS="true", ENABLE_EPHEMERAL_RUNNERS="true")
+
+    outcome = scale_up.invoke(*jobs(scale_up, 2))
+
+    assert outcome.failures == ["msg-0", "msg-1"]
+    assert scale_up.instances() == []
+    assert len(scale_up.instances(states=("shutting-down", "terminated"))) == 2
+    assert outcome.lines("scale-up group failed unexpectedly")
