@@ -1,6 +1,6 @@
 """Build-queue records: what is a valid message (CONTRACT.md §3), and what is rejected and why.
 
-RELIABILITY BI-01..BI-05: a bad record is reported with its message id and reasons, never
+RELIABILITY BI-01..BI-05 and R-Q-01: a bad record is reported with its message id and reasons, never
 raised, and never stops the rest of the batch.
 """
 
@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from chalicelib.messages import MAX_LABELS, Rejected, parse_batch, parse_body
 from chalicelib.models import JobMessage
@@ -123,3 +126,25 @@ def test_parse_batch_reads_the_receive_count() -> None:
 
     assert parse_batch([item]).received[0].receive_count == 4
     assert parse_batch([record("b", body(), attributes={})]).received[0].receive_count == 1
+
+
+_bodies = st.one_of(st.text(max_size=40), st.just(body()), st.builds(
+    lambda i, o: body(id=i, repositoryOwner=o),
+    st.one_of(st.integers(-5, 5), st.text(max_size=3)), st.text(max_size=8)))
+_records = st.lists(st.fixed_dictionaries({
+    "messageId": st.one_of(st.sampled_from(["a", "b", "c", ""]), st.none()),
+    "body": _bodies,
+    "eventSource": st.sampled_from(["aws:sqs", "aws:sqs", "aws:kinesis"]),
+}), max_size=12)
+
+
+@given(_records)
+def test_parse_batch_reports_each_sqs_message_once_under_its_own_id(
+        records: list[dict[str, Any]]) -> None:
+    batch = parse_batch(records)
+
+    ids = [r.job.message_id for r in batch.received] + [r.message_id for r in batch.rejected]
+    valid = {r["messageId"] for r in records if r["messageId"] and r["eventSource"] == "aws:sqs"}
+    assert len(ids) == len(set(ids))  # unique: a batch response never names an id twice
+    assert set(ids) == valid  # every SQS record is accounted for, nothing invented
+    assert all(ids)  # an empty itemIdentifier would fail the whole batch (R-Q-01)
