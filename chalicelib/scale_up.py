@@ -109,15 +109,17 @@ class ScaleUp:
 
     def safe_group(self, group: Group, receive_counts: Mapping[str, int],
                    deadline: float) -> list[str]:
-        """`handle_group`, with any failure but a configuration error turned into a retry."""
+        """`handle_group`, with any failure turned into a retry of this group's messages."""
         if self.clock() > deadline:
             log.warning("no time left for group", owner=group.owner,
                         message_ids=list(group.message_ids))
             return list(group.message_ids)
         try:
             return self.handle_group(group, receive_counts)
-        except ConfigError:
-            raise
+        except ConfigError as error:
+            # Launches of the other owners that already succeeded stand; this one waits.
+            log.error("configuration error", owner=group.owner, problems=error.problems,
+                      retrying=len(group.jobs))
         except GhrError as error:
             log.warning("scale-up group failed", owner=group.owner, error=str(error),
                         error_type=type(error).__name__, retrying=len(group.jobs))
