@@ -26,8 +26,10 @@ SECONDARY_DEFAULT_WAIT_SECONDS = 60.0
 # local clock may lag GitHub's a little; a request sent early costs another 403.
 PRIMARY_RESET_SLACK_SECONDS = 1.0
 # GitHub's secondary limit: 900 points per minute per REST endpoint; a write costs 5 points.
+# The window is one second longer than GitHub's: the pacer stamps a write when it is sent,
+# GitHub counts it when it arrives, so a slow request could otherwise be the 181st.
 WRITES_PER_WINDOW = 180
-WRITE_WINDOW_SECONDS = 60.0
+WRITE_WINDOW_SECONDS = 61.0
 
 
 def api_base_url(ghes_url: str | None) -> str:
