@@ -19,14 +19,6 @@ RUNNERS_ROUTE = "GET /orgs/{org}/actions/runners"
 
 
 @pytest.fixture
-def clock(stack: Any, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
-    """One manual clock for the client and the GitHub fake."""
-    manual = ManualClock()
-    monkeypatch.setattr(stack.github, "clock", manual)
-    return manual
-
-
-@pytest.fixture
 def client(stack: Any, clock: ManualClock) -> GitHubClient:
     return make_client(stack, clock)
 

@@ -34,13 +34,6 @@ RUNNERS = "GET /orgs/{org}/actions/runners"
 
 
 @pytest.fixture
-def clock(stack: Any, monkeypatch: pytest.MonkeyPatch) -> ManualClock:
-    manual = ManualClock()
-    monkeypatch.setattr(stack.github, "clock", manual)
-    return manual
-
-
-@pytest.fixture
 def client(stack: Any, clock: ManualClock) -> GitHubClient:
     stack.github.add_installation(ORG)
     return make_client(stack, clock)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -10,23 +9,6 @@ import pytest
 from devstack.github_auth import AppKey
 from devstack.github_fake import GitHubFake
 from devstack.github_testing import FakeGitHubClient, app_jwt
-
-
-@pytest.fixture
-def fake(devstack: Any) -> Iterator[GitHubFake]:
-    """The session's GitHub fake, emptied; every response it sent must conform to the spec."""
-    github: GitHubFake = devstack.github
-    github.reset()
-    yield github
-    assert github.violations == []
-
-
-@pytest.fixture
-def client(fake: GitHubFake) -> Iterator[FakeGitHubClient]:
-    """An HTTP client of the fake."""
-    http = FakeGitHubClient(fake)
-    yield http
-    http.close()
 
 
 def test_app_jwt_with_string_or_integer_iss_gets_the_app(

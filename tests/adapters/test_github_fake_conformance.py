@@ -27,14 +27,6 @@ def fake(devstack: Any) -> Iterator[GitHubFake]:
     github.reset()
 
 
-@pytest.fixture
-def client(fake: GitHubFake) -> Iterator[FakeGitHubClient]:
-    """An HTTP client of the fake."""
-    http = FakeGitHubClient(fake)
-    yield http
-    http.close()
-
-
 def test_every_route_is_an_operation_of_the_openapi_description() -> None:
     assert operations() == ROUTE_KEYS
 

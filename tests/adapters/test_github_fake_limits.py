@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -18,13 +16,10 @@ LIST_PATH = "/orgs/acme/actions/runners"
 
 
 @pytest.fixture
-def fake(devstack: Any) -> Iterator[GitHubFake]:
-    """The session's GitHub fake, emptied, with a frozen clock the test moves by hand."""
-    github: GitHubFake = devstack.github
-    github.reset()
-    github.add_installation("acme")
-    yield github
-    assert github.violations == []
+def fake(fake: GitHubFake) -> GitHubFake:
+    """The emptied fake of tests/adapters/conftest.py, with `acme` installed."""
+    fake.add_installation("acme")
+    return fake
 
 
 @pytest.fixture
@@ -33,20 +28,6 @@ def now(fake: GitHubFake) -> list[float]:
     moment = [1_700_000_000.0]
     fake.clock = lambda: moment[0]
     return moment
-
-
-@pytest.fixture
-def client(fake: GitHubFake) -> Iterator[FakeGitHubClient]:
-    """An HTTP client of the fake."""
-    http = FakeGitHubClient(fake)
-    yield http
-    http.close()
-
-
-@pytest.fixture
-def token(client: FakeGitHubClient) -> str:
-    """An installation token of `acme`."""
-    return client.installation_token("acme")
 
 
 def test_every_response_carries_rate_limit_headers(

@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import io
 import tarfile
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -19,27 +18,10 @@ REPO = "/repos/acme/app/actions/runners"
 
 
 @pytest.fixture
-def fake(devstack: Any) -> Iterator[GitHubFake]:
-    """The session's GitHub fake, emptied; every response it sent must conform to the spec."""
-    github: GitHubFake = devstack.github
-    github.reset()
-    github.add_installation("acme")
-    yield github
-    assert github.violations == []
-
-
-@pytest.fixture
-def client(fake: GitHubFake) -> Iterator[FakeGitHubClient]:
-    """An HTTP client of the fake."""
-    http = FakeGitHubClient(fake)
-    yield http
-    http.close()
-
-
-@pytest.fixture
-def token(client: FakeGitHubClient) -> str:
-    """An installation token of `acme`."""
-    return client.installation_token("acme")
+def fake(fake: GitHubFake) -> GitHubFake:
+    """The emptied fake of tests/adapters/conftest.py, with `acme` installed."""
+    fake.add_installation("acme")
+    return fake
 
 
 def jit(client: FakeGitHubClient, token: str, name: str, base: str = ORG, **body: Any) -> Any:
