@@ -6,6 +6,7 @@ the project's errors. Authentication lives in `github_auth`, transport rules in 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -68,6 +69,9 @@ class GitHubClient:
         self.auth = AppAuth(self.http, ssm, settings.parameter_github_app_id_name,
                             settings.parameter_github_app_key_base64_name, clock)
         self._groups: dict[tuple[str, str], int] = {}
+        self._clock = clock
+        self._registration: dict[tuple[str, str], tuple[str, float]] = {}
+        self._registration_lock = threading.Lock()
 
     def set_deadline(self, remaining_seconds: float) -> None:
         """Bound waits and retries by the invocation's remaining time; past it: RetryableError."""
@@ -152,13 +156,26 @@ class GitHubClient:
                               {"owner": repo_owner, "repo": repo, "job_id": job_id})
         return str(response.json()["status"])
 
-    def registration_token(self, owner: str, runner_type: RunnerType,
-                           installation_id: int = 0) -> str:
-        """A runner registration token for `owner` (valid one hour)."""
+    def registration_token(self, owner: str, runner_type: RunnerType, installation_id: int = 0,
+                           *, reuse_for: float = 0.0) -> str:
+        """A runner registration token for `owner` (valid one hour).
+
+        With `reuse_for`, a token this client minted less than that many seconds ago is handed
+        out again: one token registers any number of runners, and each mint is a write that
+        counts against GitHub's secondary limit.
+        """
+        key = (runner_type, owner)
+        with self._registration_lock:
+            cached = self._registration.get(key)
+            if cached is not None and self._clock() - cached[1] < reuse_for:
+                return cached[0]
         prefix, path = _scope(owner, runner_type)
         response = self._call(owner, runner_type, installation_id, "POST",
                               prefix + "/actions/runners/registration-token", path)
-        return str(response.json()["token"])
+        token = str(response.json()["token"])
+        with self._registration_lock:
+            self._registration[key] = (token, self._clock())
+        return token
 
     def jit_config(self, owner: str, runner_type: RunnerType, name: str, runner_group_id: int,
                    labels: Sequence[str], installation_id: int = 0) -> JitConfig:

@@ -9,9 +9,6 @@ no instance is left waiting for a token that never comes (R-UP-06).
 from __future__ import annotations
 
 import shlex
-import threading
-import time
-import weakref
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -65,33 +62,6 @@ class LaunchOutcome:
     permanent_shortfall: int = 0
     errors: tuple[FleetError, ...] = ()
     terminated: tuple[str, ...] = ()
-
-
-class _TokenCache:
-    """Registration tokens per owner, reused for a while; one cache per GitHub client."""
-
-    def __init__(self) -> None:
-        self.tokens: dict[tuple[str, str], tuple[str, float]] = {}
-        self.lock = threading.Lock()
-
-
-_token_caches: weakref.WeakKeyDictionary[object, _TokenCache] = weakref.WeakKeyDictionary()
-
-
-def registration_token(github: GitHubClient, owner: str, runner_type: RunnerType,
-                       installation_id: int = 0,
-                       clock: Callable[[], float] = time.monotonic) -> str:
-    """A registration token for `owner`, from this container's cache when fresh enough."""
-    cache = _token_caches.setdefault(github, _TokenCache())
-    key = (runner_type, owner)
-    with cache.lock:
-        cached = cache.tokens.get(key)
-        if cached is not None and clock() - cached[1] < REGISTRATION_TOKEN_REUSE_SECONDS:
-            return cached[0]
-    token = github.registration_token(owner, runner_type, installation_id)
-    with cache.lock:
-        cache.tokens[key] = (token, clock())
-    return token
 
 
 def config_arguments(settings: Settings, owner: str, runner_type: RunnerType, token: str) -> str:
@@ -173,7 +143,8 @@ def launch_runners(
         group_id = (github.runner_group_id(owner, settings.runner_group_name, installation_id)
                     if runner_type == "Org" else DEFAULT_RUNNER_GROUP_ID)
     else:
-        token = registration_token(github, owner, runner_type, installation_id)
+        token = github.registration_token(owner, runner_type, installation_id,
+                                          reuse_for=REGISTRATION_TOKEN_REUSE_SECONDS)
         arguments = config_arguments(settings, owner, runner_type, token)
     request = FleetRequest(
         launch_template_name=settings.launch_template_name, subnet_ids=settings.subnet_ids,

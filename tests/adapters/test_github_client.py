@@ -343,3 +343,18 @@ def test_latest_runner_release_picks_the_asset_of_os_and_arch(
     assert release.filename.startswith(f"actions-runner-{suffix}-{release.version}.")
     assert release.filename.endswith(".zip" if os_name == "windows" else ".tar.gz")
     assert requests.get(release.download_url, timeout=5).status_code == 200
+
+
+def test_registration_token_reused_within_its_window_then_minted_again(
+    stack: Any, client: GitHubClient, clock: ManualClock
+) -> None:
+    stack.github.add_installation(ORG)
+    route = "POST /orgs/{org}/actions/runners/registration-token"
+    first = client.registration_token(ORG, "Org", reuse_for=1200)
+    clock.advance(1199)
+    assert client.registration_token(ORG, "Org", reuse_for=1200) == first
+    assert stack.github.count(route=route) == 1
+    clock.advance(2)
+    assert client.registration_token(ORG, "Org", reuse_for=1200) != first
+    assert client.registration_token(ORG, "Org") != first  # no reuse unless asked
+    assert stack.github.count(route=route) == 3
