@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.settings import FunctionName, Settings, load_settings
@@ -23,6 +24,7 @@ _objects: dict[str, Any] = {}
 # costs about a second without that cache), while clients, which read the endpoint, the region
 # and the credentials from the environment when created, are forgotten.
 _boto: dict[str, Any] = {}
+AWS_MODELS = Path(__file__).resolve().parent / "aws_models"
 T = TypeVar("T")
 
 
@@ -55,7 +57,14 @@ def aws(service: str, *, quick: bool = False) -> Any:
             max_pool_connections=20,
         )
         if "session" not in _boto:
-            _boto["session"] = boto3.session.Session()
+            import botocore.session
+
+            core = botocore.session.get_session()
+            # The trimmed models of the operations we call come first (see
+            # scripts/trim_botocore_models.py): parsing EC2's whole model costs ~170 ms of
+            # every cold start. Endpoint rules and anything else come from botocore's own data.
+            core.set_config_variable("data_path", str(AWS_MODELS))
+            _boto["session"] = boto3.session.Session(botocore_session=core)
         client = _boto["session"].client(service, config=config)
         _clients[key] = client
     return _clients[key]
