@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup test lint typecheck pytest demo bench clean infra .venv-checkov
+.PHONY: setup test lint typecheck pytest demo bench clean infra package .venv-checkov
 
 setup: $(STAMP)
 
@@ -26,6 +26,13 @@ $(CHECKOV): scripts/checkov-requirements.txt
 
 infra: setup
 	$(BIN)/python -m infra.build
+
+# The deployable template and zip, with bytecode in the zip (see docs/DEPLOY.md).
+STAGE ?= dev
+package: setup
+	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-eu-west-1} $(BIN)/chalice package --stage $(STAGE) \
+		--merge-template infra/template.yaml out/
+	$(BIN)/python scripts/precompile_package.py out/deployment.zip
 
 lint: setup
 	$(BIN)/ruff check .

@@ -33,13 +33,14 @@ WORKLOADS = (
                                                                  "bench_cold_start"),
         runs=1,  # the workload itself measures 5 fresh interpreters and reports medians
         targets=(Target("package_zipped_mb", "<", 10), Target("cold_start_total_ms", "<", 300)),
-        about="`chalice package` zip; then, 5 times, a fresh interpreter (`-S -B`, no bytecode "
-              "cache) over the unzipped package with the runtime's boto3 after it: `import app`, "
-              "import the handler modules, build settings, the ec2/ssm/sqs clients and the GitHub "
-              "client. Peak memory is the child's max RSS. The same is then measured over the "
-              "package precompiled (`compileall`), which the zip does not ship; and for one "
-              "function's container alone (`scale_up`: its module, settings, ec2, ssm, GitHub; "
-              "`webhook`: its module, settings, ssm, sqs).",
+        about="The package as shipped: `chalice package`, then scripts/precompile_package.py adds "
+              "bytecode. Then, 5 times, a fresh interpreter (`-S -B`: it writes no bytecode, as "
+              "on Lambda's read-only file system) over the unzipped package with the runtime's "
+              "boto3 after it: `import app`, import the handler modules, build settings, the "
+              "ec2/ssm/sqs clients and the GitHub client. Peak memory is the child's max RSS. "
+              "The same is measured over chalice's package without bytecode (what `chalice "
+              "deploy` ships), and for one function's container alone (`scale_up`: its module, "
+              "settings, ec2, ssm, GitHub; `webhook`: its module, settings, ssm, sqs).",
     ),
     Workload(
         "burst_reuse", "Scale-up: burst of 100 jobs, one org, reuse runners",

@@ -20,7 +20,7 @@ _settings: dict[str, Settings] = {}
 _clients: dict[str, Any] = {}
 _github: dict[str, GitHubClient] = {}
 _objects: dict[str, Any] = {}
-# The boto3 session outlives reset(): it only caches the service models read from disk (a client
+# The botocore session outlives reset(): it only caches the service models read from disk (a client
 # costs about a second without that cache), while clients, which read the endpoint, the region
 # and the credentials from the environment when created, are forgotten.
 _boto: dict[str, Any] = {}
@@ -36,7 +36,7 @@ def settings(function: FunctionName) -> Settings:
 
 
 def aws(service: str, *, quick: bool = False) -> Any:
-    """A boto3 client of `service`, created once per container.
+    """A botocore client of `service`, created once per container.
 
     Endpoints, region and credentials come from the standard AWS variables. Adaptive retries
     absorb throttling (SSM allows about 40 TPS per account, EC2 has a token bucket), and the
@@ -46,7 +46,6 @@ def aws(service: str, *, quick: bool = False) -> Any:
     """
     key = f"{service}:quick" if quick else service
     if key not in _clients:
-        import boto3
         from botocore.config import Config
 
         config = Config(
@@ -56,18 +55,32 @@ def aws(service: str, *, quick: bool = False) -> Any:
             read_timeout=2 if quick else 20,
             max_pool_connections=20,
         )
-        if "session" not in _boto:
-            import botocore.session
+        core = _botocore_session()
+        if service == "s3":
+            # boto3 adds the streaming transfers (upload_fileobj) the binaries sync uses;
+            # elsewhere plain botocore clients are the same API without importing boto3 and
+            # s3transfer (about 150 ms of a cold start).
+            import boto3
 
-            core = botocore.session.get_session()
-            # The trimmed models of the operations we call come first (see
-            # scripts/trim_botocore_models.py): parsing EC2's whole model costs ~170 ms of
-            # every cold start. Endpoint rules and anything else come from botocore's own data.
-            core.set_config_variable("data_path", str(AWS_MODELS))
-            _boto["session"] = boto3.session.Session(botocore_session=core)
-        client = _boto["session"].client(service, config=config)
-        _clients[key] = client
+            if "boto3" not in _boto:  # once: boto3 registers its handlers on the session
+                _boto["boto3"] = boto3.session.Session(botocore_session=core)
+            _clients[key] = _boto["boto3"].client("s3", config=config)
+        else:
+            _clients[key] = core.create_client(service, config=config)
     return _clients[key]
+
+
+def _botocore_session() -> Any:
+    if "session" not in _boto:
+        import botocore.session
+
+        core = botocore.session.get_session()
+        # The trimmed models of the operations we call come first (see
+        # scripts/trim_botocore_models.py): parsing EC2's whole model costs ~170 ms of every
+        # cold start. Endpoint rules and anything else come from botocore's own data.
+        core.set_config_variable("data_path", str(AWS_MODELS))
+        _boto["session"] = core
+    return _boto["session"]
 
 
 def cached(name: str, build: Callable[[], T]) -> T:

@@ -15,6 +15,7 @@ import yaml
 from infra_support import BIN, PACKAGE_ENV, ROOT, Package
 
 from infra import build
+from scripts.precompile_package import precompile
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +32,8 @@ def merge_template(stack_template: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
-    """`chalice package` of the sample stage `dev`, merged with infra/template.yaml."""
+    """`chalice package` of the sample stage `dev`, merged with infra/template.yaml, then
+    precompiled (scripts/precompile_package.py), as `make package` ships it."""
     out = tmp_path_factory.mktemp("package") / "out"
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(PACKAGE_ENV)
@@ -41,6 +43,7 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, f"chalice package failed:\n{result.stdout}\n{result.stderr}"
+    precompile(out / "deployment.zip")
     template = yaml.safe_load((out / "sam.yaml").read_text())
     return Package(directory=out, template=template)
 

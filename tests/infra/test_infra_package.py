@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,26 @@ def test_package_leaves_out_what_the_runtime_provides_and_stays_small(package: P
     assert any(n.startswith("cryptography/") and n.endswith(".so") for n in names)
     assert any(n.startswith("_cffi_backend.") and "x86_64-linux" in n for n in names)
     assert "app.py" in names and "chalicelib/settings.py" in names
+
+
+def test_package_ships_bytecode_that_lambda_uses_without_checking_sources(
+    package: Package, tmp_path: Path
+) -> None:
+    with zipfile.ZipFile(package.zip_path) as archive:
+        names = set(archive.namelist())
+        archive.extractall(tmp_path)
+    tag = sys.implementation.cache_tag
+    for module in ("app", "chalicelib/scale_up", "requests/sessions", "chalice/app"):
+        folder, _, name = module.rpartition("/")
+        prefix = f"{folder}/" if folder else ""
+        assert f"{prefix}__pycache__/{name}.{tag}.pyc" in names, module
+    # Break a source after unpacking: the unchecked-hash bytecode is still what gets imported,
+    # as it would be on Lambda, where sources keep the zip's two-second timestamps.
+    (tmp_path / "chalicelib" / "settings.py").write_text("this is not python\n")
+    done = subprocess.run([sys.executable, "-S", "-B", "-c", "import chalicelib.settings"],
+                          cwd=tmp_path, env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin"},
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
 
 
 def test_packaged_functions_get_the_stacks_values_not_the_sample_stages(
