@@ -33,6 +33,9 @@ MAX_PAGES = 100
 _RELEASE_OS = {"linux": "linux", "windows": "win", "osx": "osx", "macos": "osx"}
 
 
+JIT_PATH = "/actions/runners/generate-jitconfig"
+
+
 def _scope(owner: str, runner_type: RunnerType) -> tuple[str, dict[str, str | int]]:
     """The path prefix and parameters of an owner's runners: an org, or `owner/repo`."""
     if runner_type == "Org":
@@ -177,6 +180,12 @@ class GitHubClient:
             self._registration[key] = (token, self._clock())
         return token
 
+    def jit_capacity(self, runner_type: RunnerType) -> int:
+        """JIT configs that can still be created before the deadline without meeting GitHub's
+        secondary limit (each is a write: 5 of the endpoint's 900 points a minute)."""
+        prefix = "/orgs/{org}" if runner_type == "Org" else "/repos/{owner}/{repo}"
+        return self.http.write_capacity("POST", prefix + JIT_PATH)
+
     def jit_config(self, owner: str, runner_type: RunnerType, name: str, runner_group_id: int,
                    labels: Sequence[str], installation_id: int = 0) -> JitConfig:
         """Create a just-in-time runner `name` and return its id and encoded configuration."""
@@ -184,7 +193,7 @@ class GitHubClient:
         body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels),
                 "work_folder": "_work"}
         response = self._call(owner, runner_type, installation_id, "POST",
-                              prefix + "/actions/runners/generate-jitconfig", path, body=body)
+                              prefix + JIT_PATH, path, body=body)
         data = response.json()
         return JitConfig(runner_id=int(data["runner"]["id"]),
                          encoded_jit_config=str(data["encoded_jit_config"]))

@@ -148,6 +148,13 @@ class GitHubHttp:
         self._wait(wait, call, "primary rate limit exhausted until x-ratelimit-reset")
         self._blocked_until.pop(bucket, None)
 
+    def write_capacity(self, method: str, template: str) -> int:
+        """Writes of `method template` that can be sent before the deadline without GitHub's
+        secondary limit refusing them (all of a fresh window when no deadline is set)."""
+        left = self.time_left()
+        within = 0.0 if left is None else max(0.0, left)
+        return self.pacer.capacity(f"{method} {template}", self.clock(), within)
+
     def _pace(self, call: str) -> None:
         while (wait := self.pacer.try_acquire(call, self.clock())) > 0:
             self._wait(wait, call, "write pacing (GitHub secondary limit: 900 points/min)")

@@ -147,6 +147,14 @@ class SlidingWindowPacer:
                 return 0.0
             return events[len(events) - self.limit] + self.window - now
 
+    def capacity(self, key: str, now: float, within: float = 0.0) -> int:
+        """How many more events for `key` can pass from `now` until `now + within`."""
+        with self._lock:
+            events = self._trim(key, now)
+            horizon = now + within - self.window
+            still_counted = sum(1 for moment in events if moment > horizon)
+            return max(0, self.limit - still_counted)
+
     def try_acquire(self, key: str, now: float) -> float:
         """Record an event when it fits and return 0; else record nothing and return the wait."""
         with self._lock:

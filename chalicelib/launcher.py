@@ -135,9 +135,21 @@ def launch_runners(
     fails (token, runner group) raises before any instance exists; a fleet call that fails
     becomes a shortfall, retryable or permanent.
     """
-    if count < 1:
-        return LaunchOutcome(ready=())
     jit = settings.enable_ephemeral_runners and settings.enable_jit_config
+    deferred = 0
+    if jit and count > 0:
+        # Each instance needs a JIT config, a write GitHub allows 180 a minute: launch only
+        # what can be configured before the deadline; the rest of the jobs wait in the queue
+        # instead of becoming instances that are terminated for want of a config.
+        allowed = github.jit_capacity(runner_type)
+        if allowed < count:
+            deferred = count - allowed
+            log.warning("JIT budget short; jobs wait", owner=owner, requested=count,
+                        launching=allowed)
+            metrics.put("JitConfigsDeferred", deferred)
+            count = allowed
+    if count < 1:
+        return LaunchOutcome(ready=(), retryable_shortfall=deferred)
     arguments = group_id = None
     if jit:
         group_id = (github.runner_group_id(owner, settings.runner_group_name, installation_id)
@@ -160,11 +172,11 @@ def launch_runners(
     except RetryableError as error:
         log.warning("fleet launch failed", owner=owner, count=count, error=str(error))
         metrics.put("FleetErrors", 1, code="call_failed")
-        return LaunchOutcome(ready=(), retryable_shortfall=count)
+        return LaunchOutcome(ready=(), retryable_shortfall=count + deferred)
     except PermanentError as error:
         log.error("fleet launch rejected", owner=owner, count=count, error=str(error))
         metrics.put("FleetErrors", 1, code="call_rejected")
-        return LaunchOutcome(ready=(), permanent_shortfall=count)
+        return LaunchOutcome(ready=(), retryable_shortfall=deferred, permanent_shortfall=count)
     instance_ids = fleet.instance_ids[:count]
     missing = count - len(instance_ids)
     codes = [error.code for error in fleet.errors]
@@ -191,7 +203,7 @@ def launch_runners(
     terminated = _terminate(ec2, [*failed, *fleet.instance_ids[count:]], owner)
     return LaunchOutcome(
         ready=ready,
-        retryable_shortfall=len(failed) + (missing if retryable else 0),
+        retryable_shortfall=len(failed) + (missing if retryable else 0) + deferred,
         permanent_shortfall=0 if retryable else missing,
         errors=fleet.errors, terminated=terminated,
     )

@@ -13,6 +13,7 @@ from typing import Any
 
 from scale_up_support import ORG, ScaleUpHarness, job_body, scale_up, tags_of
 
+from chalicelib import wiring
 from devstack.runner_sim import RunnerSimulation
 
 __all__ = ["scale_up"]
@@ -176,6 +177,24 @@ def test_jit_502_once_is_retried_by_the_client(scale_up: ScaleUpHarness) -> None
 
     assert outcome.failures == []
     assert len(scale_up.instances()) == 5
+
+
+def test_jit_launches_only_what_githubs_write_budget_allows_and_the_rest_wait(
+        scale_up: ScaleUpHarness) -> None:
+    scale_up.configure(ENABLE_ORGANIZATION_RUNNERS="true", ENABLE_EPHEMERAL_RUNNERS="true",
+                       RUNNERS_MAXIMUM_COUNT="10")
+    github = wiring.github("scale_up")  # the warm container's client, as the handler gets it
+    for _ in range(178):  # this container's JIT writes of the last minute
+        assert github.http.pacer.try_acquire(JIT_ROUTE, github.http.clock()) == 0.0
+
+    outcome = scale_up.invoke(*jobs(scale_up, 5))
+
+    assert len(outcome.failures) == 3
+    assert len(scale_up.instances()) == 2
+    assert scale_up.instances(states=("shutting-down", "terminated")) == []
+    assert scale_up.stack.github.count(route=JIT_ROUTE) == 2
+    [result] = outcome.lines("scale-up result")
+    assert result["launched"] == 2 and result["retrying"] == 3
 
 
 def test_no_secret_reaches_the_log(scale_up: ScaleUpHarness, capsys: Any) -> None:

@@ -142,3 +142,14 @@ def test_pacer_never_admits_more_than_limit_in_any_window(gaps: list[float]) -> 
     for index, start in enumerate(admitted):
         in_window = [t for t in admitted[index:] if t < start + 60.0]
         assert len(in_window) <= 180
+
+
+def test_pacer_capacity_counts_what_fits_now_and_what_frees_up_before_a_horizon() -> None:
+    pacer = SlidingWindowPacer(limit=3, window=60.0)
+    assert pacer.capacity("k", 0.0) == 3
+    for moment in (0.0, 10.0):
+        assert pacer.try_acquire("k", moment) == 0.0
+    assert pacer.capacity("k", 20.0) == 1
+    assert pacer.capacity("k", 20.0, within=45.0) == 2  # the write at 0 has left by 65
+    assert pacer.capacity("k", 20.0, within=120.0) == 3
+    assert pacer.capacity("other", 20.0) == 3
