@@ -55,30 +55,33 @@ def aws(service: str, *, quick: bool = False) -> Any:
             read_timeout=2 if quick else 20,
             max_pool_connections=20,
         )
-        core = _botocore_session()
         if service == "s3":
-            # boto3 adds the streaming transfers (upload_fileobj) the binaries sync uses;
-            # elsewhere plain botocore clients are the same API without importing boto3 and
-            # s3transfer (about 150 ms of a cold start).
+            # The binaries sync (hourly, off every job's path) uses boto3's streaming transfers
+            # (upload_fileobj) and the installed botocore's whole S3 model; elsewhere plain
+            # botocore clients are the same API without importing boto3 and s3transfer (about
+            # 150 ms of a cold start).
             import boto3
 
             if "boto3" not in _boto:  # once: boto3 registers its handlers on the session
-                _boto["boto3"] = boto3.session.Session(botocore_session=core)
+                _boto["boto3"] = boto3.session.Session()
             _clients[key] = _boto["boto3"].client("s3", config=config)
         else:
-            _clients[key] = core.create_client(service, config=config)
+            _clients[key] = _botocore_session().create_client(service, config=config)
     return _clients[key]
 
 
 def _botocore_session() -> Any:
     if "session" not in _boto:
+        import botocore.loaders
         import botocore.session
 
         core = botocore.session.get_session()
-        # The trimmed models of the operations we call come first (see
-        # scripts/trim_botocore_models.py): parsing EC2's whole model costs ~170 ms of every
-        # cold start. Endpoint rules and anything else come from botocore's own data.
-        core.set_config_variable("data_path", str(AWS_MODELS))
+        # The loader reads only chalicelib/aws_models (see scripts/trim_botocore_models.py):
+        # the models of the operations we call, their endpoint rules, and the endpoint table of
+        # our services. botocore's own data would cost about 100 ms of every cold start: EC2's
+        # whole model, the endpoint table of every service, and a scan of ~400 service folders.
+        core.register_component("data_loader", botocore.loaders.Loader(
+            extra_search_paths=[str(AWS_MODELS)], include_default_search_paths=False))
         _boto["session"] = core
     return _boto["session"]
 

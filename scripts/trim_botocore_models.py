@@ -1,13 +1,20 @@
-"""Trim botocore's service models to the operations the functions call.
+"""Write the botocore data the functions need, trimmed to the operations they call.
 
 botocore parses a service's whole model when a client is created: EC2's is 550 KB gzipped and
 costs about 170 ms of every cold start, for the four operations scale-up and scale-down use.
-This writes, under `chalicelib/aws_models/`, a model per service holding only those operations
-and the shapes they reach, plus their paginators; `chalicelib/wiring.py` puts that directory
-first on the session's data path. Endpoint rules and everything else still come from the
-installed botocore. Run it again (`python scripts/trim_botocore_models.py`) when an adapter
-starts calling another operation; `tests/unit/test_aws_models.py` checks the trimmed models
-are current and complete.
+Its endpoint table (1.2 MB, every service of every partition) costs another 30 ms, and looking
+for a service among its ~400 data folders another 40. This writes, under
+`chalicelib/aws_models/`, everything `chalicelib/wiring.py`'s loader reads, and that loader reads
+nothing else:
+
+- per service, a model holding only the operations it calls and the shapes they reach, their
+  paginators, and the service's endpoint rule set (copied whole);
+- the endpoint table of every partition, holding only these services;
+- botocore's partitions, retry and defaults-mode files, copied whole.
+
+Run it again (`python scripts/trim_botocore_models.py`) when an adapter starts calling another
+operation or service, or botocore is upgraded; `tests/unit/test_aws_models.py` checks the files
+are current, complete and resolve endpoints as botocore's own data does.
 """
 
 from __future__ import annotations
@@ -63,8 +70,24 @@ def trim(service: str, operations: tuple[str, ...]) -> dict[str, dict[str, Any]]
     }
     paginators = loader.load_service_model(service, "paginators-1", version)
     pages = {name: spec for name, spec in paginators["pagination"].items() if name in operations}
+    rules = loader.load_service_model(service, "endpoint-rule-set-1", version)
     return {f"{version}/service-2.json": service_doc,
-            f"{version}/paginators-1.json": {"pagination": pages}}
+            f"{version}/paginators-1.json": {"pagination": pages},
+            f"{version}/endpoint-rule-set-1.json": rules}
+
+
+def shared_data() -> dict[str, Any]:
+    """botocore's files that are not a service's: the endpoint table, trimmed to our services,
+    and the partitions, retry and defaults-mode files as they are."""
+    loader = botocore.session.get_session().get_component("data_loader")
+    endpoints = loader.load_data("endpoints")
+    partitions = [{**partition, "services": {name: spec for name, spec
+                                             in partition["services"].items()
+                                             if name in OPERATIONS}}
+                  for partition in endpoints["partitions"]]
+    return {"endpoints.json": {**endpoints, "partitions": partitions},
+            **{f"{name}.json": loader.load_data(name)
+               for name in ("partitions", "_retry", "sdk-default-configuration")}}
 
 
 def strip_docs(value: Any) -> Any:
@@ -84,6 +107,8 @@ def render() -> dict[Path, str]:
         for relative, document in trim(service, operations).items():
             text = json.dumps(strip_docs(document), separators=(",", ":"))
             files[OUT / service / relative] = text + "\n"
+    for relative, document in shared_data().items():
+        files[OUT / relative] = json.dumps(strip_docs(document), separators=(",", ":")) + "\n"
     return files
 
 
