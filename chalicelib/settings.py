@@ -10,7 +10,6 @@ import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from chalicelib.cron import Cron, CronError, parse_cron
 from chalicelib.errors import ConfigError
@@ -223,6 +222,10 @@ def _idle_window(entry: Any) -> IdleWindow:
         except CronError as error:
             errors.append(f"cron {cron_text!r}: {error}")
     time_zone = entry.get("timeZone", "UTC")
+    # Imported here: only scale_down with an idle_config needs time zones, and the import is
+    # part of every other function's cold start otherwise.
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
     try:
         if not isinstance(time_zone, str):
             raise ValueError
