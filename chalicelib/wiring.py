@@ -20,10 +20,12 @@ _settings: dict[str, Settings] = {}
 _clients: dict[str, Any] = {}
 _github: dict[str, GitHubClient] = {}
 _objects: dict[str, Any] = {}
-# The botocore session outlives reset(): it only caches the service models read from disk (a client
-# costs about a second without that cache), while clients, which read the endpoint, the region
-# and the credentials from the environment when created, are forgotten.
-_boto: dict[str, Any] = {}
+_sessions: dict[str, Any] = {}
+# The botocore loaders outlive reset(): they cache the models read from disk (a client costs up
+# to a second without that cache). Sessions do not: a botocore session reads its settings (the
+# region, the endpoint, the credentials) from the os.environ object it was created under, and
+# chalice's test client swaps os.environ for a copy during each call.
+_loaders: dict[str, Any] = {}
 AWS_MODELS = Path(__file__).resolve().parent / "aws_models"
 T = TypeVar("T")
 
@@ -62,28 +64,35 @@ def aws(service: str, *, quick: bool = False) -> Any:
             # 150 ms of a cold start).
             import boto3
 
-            if "boto3" not in _boto:  # once: boto3 registers its handlers on the session
-                _boto["boto3"] = boto3.session.Session()
-            _clients[key] = _boto["boto3"].client("s3", config=config)
+            if "boto3" not in _sessions:  # once: boto3 registers its handlers on the session
+                _sessions["boto3"] = boto3.session.Session(
+                    botocore_session=_botocore_session("botocore"))
+            _clients[key] = _sessions["boto3"].client("s3", config=config)
         else:
             _clients[key] = _botocore_session().create_client(service, config=config)
     return _clients[key]
 
 
-def _botocore_session() -> Any:
-    if "session" not in _boto:
+def _botocore_session(models: str = "trimmed") -> Any:
+    """A botocore session whose loader reads chalicelib/aws_models (`trimmed`) or the installed
+    botocore's data (`botocore`)."""
+    if models not in _sessions:
         import botocore.loaders
         import botocore.session
 
+        if models not in _loaders:
+            # The trimmed loader reads only chalicelib/aws_models (see
+            # scripts/trim_botocore_models.py): the models of the operations we call, their
+            # endpoint rules, and the endpoint table of our services. botocore's own data would
+            # cost about 100 ms of every cold start: EC2's whole model, the endpoint table of
+            # every service, and a scan of ~400 service folders.
+            _loaders[models] = botocore.loaders.Loader(
+                extra_search_paths=[str(AWS_MODELS)], include_default_search_paths=False,
+            ) if models == "trimmed" else botocore.loaders.Loader()
         core = botocore.session.get_session()
-        # The loader reads only chalicelib/aws_models (see scripts/trim_botocore_models.py):
-        # the models of the operations we call, their endpoint rules, and the endpoint table of
-        # our services. botocore's own data would cost about 100 ms of every cold start: EC2's
-        # whole model, the endpoint table of every service, and a scan of ~400 service folders.
-        core.register_component("data_loader", botocore.loaders.Loader(
-            extra_search_paths=[str(AWS_MODELS)], include_default_search_paths=False))
-        _boto["session"] = core
-    return _boto["session"]
+        core.register_component("data_loader", _loaders[models])
+        _sessions[models] = core
+    return _sessions[models]
 
 
 def cached(name: str, build: Callable[[], T]) -> T:
@@ -108,3 +117,4 @@ def reset() -> None:
     _clients.clear()
     _github.clear()
     _objects.clear()
+    _sessions.clear()

@@ -1,0 +1,50 @@
+"""The wiring module: dependencies cached per container, rebuilt from the environment on reset."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from chalicelib import wiring
+
+
+@pytest.fixture(autouse=True)
+def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
+                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    wiring.reset()
+
+
+def test_after_reset_clients_follow_the_environment_even_if_os_environ_was_swapped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given a client built while os.environ was a copy (as chalice's test client does it)
+    with pytest.MonkeyPatch.context() as swap:
+        swap.setattr(os, "environ", os.environ.copy())
+        assert wiring.aws("ec2").meta.region_name == "eu-west-1"
+    # When the environment changes and the container's caches are forgotten
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+    wiring.reset()
+    # Then the next client reads the environment as it is now
+    client = wiring.aws("ec2")
+    assert client.meta.region_name == "us-east-1"
+    assert client.meta.endpoint_url == "http://127.0.0.1:9"
+    wiring.reset()
+
+
+def test_a_client_is_built_once_per_container() -> None:
+    assert wiring.aws("ssm") is wiring.aws("ssm")
+    assert wiring.aws("ssm", quick=True) is not wiring.aws("ssm")
+
+
+def test_the_s3_client_uses_botocores_whole_s3_model() -> None:
+    # The binaries sync streams with boto3's managed transfers, which call operations (multipart
+    # uploads) that are not in chalicelib/aws_models.
+    s3 = wiring.aws("s3")
+    assert "CreateMultipartUpload" in s3.meta.service_model.operation_names
+    assert s3.meta.region_name == "eu-west-1"
+    wiring.reset()
