@@ -106,7 +106,9 @@ def combine(samples: Sequence[Figures]) -> tuple[Figures, dict[str, tuple[float,
         values = [sample[name] for sample in samples if name in sample]
         numbers = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
         if len(numbers) != len(values):
-            figures[name] = values[-1]
+            # Text (a configuration, what was logged): each distinct value once, in run order.
+            distinct = list(dict.fromkeys(str(v) for v in values))
+            figures[name] = distinct[0] if len(distinct) == 1 else " | ".join(distinct)
             continue
         median = statistics.median(numbers)
         figures[name] = int(median) if all(isinstance(v, int) for v in numbers) and \

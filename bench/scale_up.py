@@ -100,8 +100,9 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
         bodies.append({"id": job_id, "eventType": "workflow_job", "repositoryName": "app",
                        "repositoryOwner": org, "installationId": installations[org],
                        "repoOwnerType": "Organization", "labels": ["self-hosted", "linux"]})
+    logged = io.StringIO()
     with _environment(stack, ENABLE_ORGANIZATION_RUNNERS="true", **env), _client() as client, \
-            contextlib.redirect_stdout(io.StringIO()):
+            contextlib.redirect_stdout(logged):
         from chalicelib import wiring
 
         # Warm the container as an earlier invocation would have: boto3 clients, App
@@ -150,10 +151,26 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
         "left_in_queue": len(queue),
         "cold_extra_github_calls": cold_github,
         "cold_extra_aws_calls": cold_aws,
+        "problems_logged": _problems(logged.getvalue()),
         "github_calls_by_route": ", ".join(f"{r}={c}" for r, c in sorted(routes.items())),
         "aws_calls_by_action": ", ".join(f"{a}={c}" for (_, a), c in sorted(aws.items())),
         "_requests": json.dumps([[r.method, r.route, r.status, r.time] for r in requests]),
     }
+
+
+def _problems(log: str) -> str:
+    """The functions' WARNING and ERROR log lines, counted by message (and error, if any): why
+    a message came back for retry, when one did."""
+    seen: Counter[str] = Counter()
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR"):
+            detail = entry.get("error") or entry.get("failure") or ""
+            seen[f"{entry.get('message')}{': ' + str(detail)[:120] if detail else ''}"] += 1
+    return "; ".join(f"{text} x{count}" for text, count in seen.most_common()) or "none"
 
 
 def _runners(stack: Any) -> int:

@@ -22,12 +22,12 @@ from bench.common import (
 
 def test_combine_takes_medians_and_keeps_the_spread_of_noisy_figures() -> None:
     figures, spread = combine([
-        {"calls": 110, "wall_s": 3.0, "note": "a"},
-        {"calls": 110, "wall_s": 1.0, "note": "b"},
-        {"calls": 110, "wall_s": 2.0, "note": "c"},
+        {"calls": 110, "wall_s": 3.0, "note": "none", "config": "x"},
+        {"calls": 110, "wall_s": 1.0, "note": "retry x1", "config": "x"},
+        {"calls": 110, "wall_s": 2.0, "note": "none", "config": "x"},
     ])
 
-    assert figures == {"calls": 110, "wall_s": 2.0, "note": "c"}
+    assert figures == {"calls": 110, "wall_s": 2.0, "note": "none | retry x1", "config": "x"}
     assert spread == {"wall_s": (1.0, 3.0)}
 
 
@@ -112,3 +112,19 @@ def test_run_workload_keeps_the_workloads_stdout_out_of_the_report(
     run_workload(Workload("chatty", "Chatty", chatty))
 
     assert "function log line" not in capsys.readouterr().out
+
+
+def test_problems_logged_counts_warnings_and_errors_by_message() -> None:
+    from bench.scale_up import _problems
+
+    log = "\n".join([
+        '{"level": "INFO", "message": "scale-up plan"}',
+        '{"level": "WARNING", "message": "github retry", "failure": "502 Bad Gateway"}',
+        '{"level": "WARNING", "message": "github retry", "failure": "502 Bad Gateway"}',
+        '{"level": "ERROR", "message": "launch failed", "error": "InsufficientInstanceCapacity"}',
+        "not json",
+    ])
+
+    assert _problems(log) == ("github retry: 502 Bad Gateway x2; "
+                              "launch failed: InsufficientInstanceCapacity x1")
+    assert _problems('{"level": "INFO", "message": "ok"}') == "none"
