@@ -62,6 +62,12 @@ class LaunchOutcome:
     permanent_shortfall: int = 0
     errors: tuple[FleetError, ...] = ()
     terminated: tuple[str, ...] = ()
+    launched: tuple[str, ...] = ()
+
+    @property
+    def running(self) -> tuple[str, ...]:
+        """The instances launched and not terminated again (ready or not)."""
+        return tuple(i for i in self.launched if i not in self.terminated)
 
 
 def config_arguments(settings: Settings, owner: str, runner_type: RunnerType, token: str) -> str:
@@ -205,7 +211,7 @@ def launch_runners(
         ready=ready,
         retryable_shortfall=len(failed) + (missing if retryable else 0) + deferred,
         permanent_shortfall=0 if retryable else missing,
-        errors=fleet.errors, terminated=terminated,
+        errors=fleet.errors, terminated=terminated, launched=tuple(fleet.instance_ids),
     )
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -18,10 +17,11 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import metrics, wiring
 from chalicelib.ec2 import Ec2
 from chalicelib.errors import ConfigError, GhrError
+from chalicelib.launch_ledger import LaunchLedger
 from chalicelib.launcher import launch_runners, parallel
 from chalicelib.logs import get_logger
 from chalicelib.messages import parse_batch
-from chalicelib.models import JobMessage
+from chalicelib.models import JobMessage, RunnerType
 from chalicelib.scale_up_plan import (
     NOT_QUEUED,
     OVER_CAP_REUSE,
@@ -56,7 +56,8 @@ def handle_batch(records: Sequence[Mapping[str, Any]], remaining_seconds: float)
     settings = wiring.settings("scale_up")
     github = wiring.github("scale_up")
     github.set_deadline(max(1.0, remaining_seconds - _reserve(remaining_seconds)))
-    service = ScaleUp(settings, Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm")), github)
+    service = ScaleUp(settings, Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm")), github,
+                      ledger=wiring.cached("launch_ledger", LaunchLedger))
     return service.run(records, remaining_seconds)
 
 
@@ -64,16 +65,19 @@ class ScaleUp:
     """One invocation's scale-up over its adapters."""
 
     def __init__(self, settings: Settings, ec2: Ec2, ssm: Ssm, github: GitHubClient,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 ledger: LaunchLedger | None = None) -> None:
         self.settings = settings
         self.ec2 = ec2
         self.ssm = ssm
         self.github = github
         self.clock = clock
+        # The container's recent launches (kept across invocations by handle_batch).
+        self.ledger = ledger or LaunchLedger()
         self._image: tuple[str | None] | None = None
         self._lock = threading.RLock()
         self._shared_count = False
-        self._counts: Counter[tuple[str, str]] | None = None
+        self._listed: dict[tuple[str, RunnerType], list[str]] | None = None
 
     def run(self, records: Sequence[Mapping[str, Any]], remaining_seconds: float) -> list[str]:
         """Handle one batch; return the message ids to retry, each once."""
@@ -156,6 +160,7 @@ class ScaleUp:
             runner_type=group.runner_type, count=plan.launching,
             installation_id=group.installation_id, client_token=token, image_id=self.image_id(),
         )
+        self.ledger.record(group.owner, group.runner_type, outcome.running, self.clock())
         result = settle(plan.launch, len(outcome.ready), outcome.retryable_shortfall)
         log.info("scale-up result", owner=group.owner, launched=len(result.launched),
                  instance_ids=list(outcome.ready), retrying=len(result.retry),
@@ -196,15 +201,25 @@ class ScaleUp:
 
     def current(self, group: Group) -> int:
         """Running and pending instances of the group's owner: one DescribeInstances for the
-        owner, or one for the whole batch when it holds several owners."""
+        owner, or one for the whole batch when it holds several owners, plus the container's
+        recent launches EC2 does not list yet."""
+        key = (group.owner, group.runner_type)
         if not self._shared_count:
-            return len(self.ec2.runner_instances(self.settings.environment, group.owner,
-                                                 group.runner_type))
-        with self._lock:
-            if self._counts is None:
-                instances = self.ec2.runner_instances(self.settings.environment)
-                self._counts = Counter((i.owner, i.runner_type) for i in instances)
-            return self._counts[(group.owner, group.runner_type)]
+            listed = [i.instance_id for i in self.ec2.runner_instances(
+                self.settings.environment, group.owner, group.runner_type)]
+        else:
+            with self._lock:
+                if self._listed is None:
+                    self._listed = {}
+                    for instance in self.ec2.runner_instances(self.settings.environment):
+                        self._listed.setdefault((instance.owner, instance.runner_type),
+                                                []).append(instance.instance_id)
+                listed = self._listed.get(key, [])
+        unlisted = self.ledger.unlisted(*key, listed, self.clock())
+        if unlisted:
+            log.info("recent launches not listed by EC2 yet", owner=group.owner,
+                     runner_type=group.runner_type, listed=len(listed), unlisted=unlisted)
+        return len(listed) + unlisted
 
     def image_id(self) -> str | None:
         """The AMI from `AMI_ID_SSM_PARAMETER_NAME`, read once per invocation; None when unset."""

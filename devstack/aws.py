@@ -1,8 +1,9 @@
 """devstack's AWS: moto in server mode on 127.0.0.1, behind a small fault-injection layer.
 
 moto never answers CreateFleet with `Errors[]` and never throttles, so the WSGI layer in front of
-it can be told to answer the next N calls of an action with an AWS error, or to cut a CreateFleet
-short and report fleet errors, the way EC2 does when capacity runs out. It also counts every call
+it can be told to answer the next N calls of an action with an AWS error, to cut a CreateFleet
+short and report fleet errors, the way EC2 does when capacity runs out, or to leave new instances
+out of DescribeInstances for a while, as EC2's eventual consistency can. It also counts every call
 by (service, action), which is how tests and benchmarks count AWS calls.
 """
 
@@ -14,9 +15,11 @@ import logging
 import re
 import threading
 import uuid
+import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -57,6 +60,7 @@ class FaultInjector:
     _faults: list[_Fault] = field(default_factory=list)
     _fleets: list[_PartialFleet] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    hidden_seconds: float = 0.0
 
     def fail_next(self, service: str, action: str, code: str, times: int = 1,
                   status: int = 400, message: str = "") -> None:
@@ -70,6 +74,12 @@ class FaultInjector:
         with self._lock:
             self._fleets.append(_PartialFleet(launched, list(errors), times))
 
+    def hide_new_instances(self, seconds: float) -> None:
+        """Leave instances launched in the last `seconds` out of DescribeInstances answers, as
+        EC2's eventual consistency can just after a launch (0 shows them all again)."""
+        with self._lock:
+            self.hidden_seconds = seconds
+
     def count(self, service: str | None = None, action: str | None = None) -> int:
         """Calls seen, optionally of one service and action."""
         with self._lock:
@@ -82,6 +92,7 @@ class FaultInjector:
             self.calls.clear()
             self._faults.clear()
             self._fleets.clear()
+            self.hidden_seconds = 0.0
 
     def _take_fault(self, service: str, action: str) -> _Fault | None:
         with self._lock:
@@ -122,6 +133,12 @@ class FaultLayer:
         fault = self.faults._take_fault(service, action)
         if fault is not None:
             return _error_response(service, environ, fault, start_response)
+        hidden = self.faults.hidden_seconds if (service, action) == ("ec2",
+                                                                      "DescribeInstances") else 0
+        if hidden > 0:
+            environ["wsgi.input"] = io.BytesIO(body)
+            return _rewrite(self.app, environ, start_response,
+                            lambda content: _hide_new_instances(content, hidden))
         partial = self.faults._take_fleet() if (service, action) == ("ec2", "CreateFleet") else None
         if partial is not None and partial.launched == 0:
             content = _empty_fleet(partial.errors)
@@ -134,18 +151,48 @@ class FaultLayer:
         environ["CONTENT_LENGTH"] = str(len(body))
         if partial is None:
             return self.app(environ, start_response)
-        captured: dict[str, Any] = {}
+        errors = partial.errors
+        return _rewrite(self.app, environ, start_response,
+                        lambda content: _add_fleet_errors(content, errors))
 
-        def capture(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
-            captured["status"], captured["headers"] = status, headers
-            return lambda data: None
 
-        content = b"".join(self.app(environ, capture))
-        content = _add_fleet_errors(content, partial.errors)
-        headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-        headers.append(("Content-Length", str(len(content))))
-        start_response(captured["status"], headers)
-        return [content]
+def _rewrite(app: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any],
+             change: Callable[[bytes], bytes]) -> list[bytes]:
+    """moto's answer to the request in `environ`, its body passed through `change`."""
+    captured: dict[str, Any] = {}
+
+    def capture(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
+        captured["status"], captured["headers"] = status, headers
+        return lambda data: None
+
+    content = b"".join(app(environ, capture))
+    if captured["status"].startswith("200"):
+        content = change(content)
+    headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
+    headers.append(("Content-Length", str(len(content))))
+    start_response(captured["status"], headers)
+    return [content]
+
+
+def _hide_new_instances(content: bytes, seconds: float) -> bytes:
+    """A DescribeInstances answer without the instances launched in the last `seconds`."""
+    root = ET.fromstring(content)  # noqa: S314 - moto's own answer, on loopback
+    namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    if namespace:
+        ET.register_namespace("", namespace[1:-1])
+    now = datetime.now(UTC)
+    for reservations in root.iter(f"{namespace}reservationSet"):
+        for reservation in list(reservations):
+            for instances in reservation.iter(f"{namespace}instancesSet"):
+                for instance in list(instances):
+                    text = instance.findtext(f"{namespace}launchTime") or ""
+                    launched = datetime.fromisoformat(text.replace("Z", "+00:00"))
+                    if (now - launched).total_seconds() < seconds:
+                        instances.remove(instance)
+                if len(instances) == 0:
+                    reservations.remove(reservation)
+    answer: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
+    return answer
 
 
 def identify(environ: dict[str, Any], body: bytes) -> tuple[str, str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,3 +120,22 @@ def test_empty_fleet_has_only_errors(aws: AwsServer, clients: Any, deployment: D
     response = fleet(clients, deployment, 2)
     assert launched(response) == []
     assert response["Errors"][0]["ErrorCode"] == "UnfulfillableCapacity"
+
+
+def test_new_instances_can_be_left_out_of_describe_instances(
+    aws: AwsServer, clients: Any, deployment: Deployment
+) -> None:
+    old = launched(fleet(clients, deployment, 1))
+    time.sleep(2.2)  # moto's launch times have whole seconds
+    aws.faults.hide_new_instances(1.5)
+    new = launched(fleet(clients, deployment, 2))
+
+    def described() -> set[str]:
+        pages = clients("ec2").get_paginator("describe_instances").paginate()
+        return {i["InstanceId"] for page in pages for r in page["Reservations"]
+                for i in r["Instances"]}
+
+    assert described() >= set(old)
+    assert described().isdisjoint(new)
+    aws.faults.hide_new_instances(0)
+    assert described() >= {*old, *new}

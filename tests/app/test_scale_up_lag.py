@@ -1,0 +1,70 @@
+"""scale_up when EC2 does not list new instances yet: the container's recent launches count.
+
+RELIABILITY R-UP-03 and FI-25 (DescribeInstances lags just after a launch); CONTRACT §5.1.
+"""
+
+from __future__ import annotations
+
+from scale_up_support import ORG, ScaleUpHarness, job_body, scale_up
+
+__all__ = ["scale_up"]
+
+EPHEMERAL_CAP_3 = {"ENABLE_ORGANIZATION_RUNNERS": "true", "RUNNERS_MAXIMUM_COUNT": "3",
+                   "ENABLE_EPHEMERAL_RUNNERS": "true", "ENABLE_JIT_CONFIG": "false"}
+
+
+def add_jobs(harness: ScaleUpHarness, n: int, owner: str = ORG) -> list[int]:
+    return [harness.stack.github.add_job(owner, "app", ["self-hosted"]) for _ in range(n)]
+
+
+def running(harness: ScaleUpHarness, owner: str | None = None) -> int:
+    harness.stack.aws_faults.hide_new_instances(0)  # count what really runs
+    return len(harness.instances(owner))
+
+
+def test_launches_ec2_does_not_list_yet_count_against_the_cap(scale_up: ScaleUpHarness) -> None:
+    # Given EC2 leaves every new instance out of DescribeInstances for a while
+    scale_up.configure(**EPHEMERAL_CAP_3)
+    scale_up.stack.aws_faults.hide_new_instances(3600)
+    first = scale_up.invoke(*(job_body(j) for j in add_jobs(scale_up, 3)), prefix="first")
+    assert first.failures == []
+
+    # When the next batch comes to the same container
+    second = scale_up.invoke(*(job_body(j) for j in add_jobs(scale_up, 2)), prefix="second")
+
+    # Then the three launched still count: nothing more starts, both jobs wait in the queue
+    assert second.failures == ["second-0", "second-1"]
+    [plan] = second.lines("scale-up plan")
+    assert (plan["current"], plan["launching"]) == (3, 0)
+    [note] = second.lines("recent launches not listed by EC2 yet")
+    assert (note["listed"], note["unlisted"]) == (0, 3)
+    assert running(scale_up) == 3
+
+
+def test_a_batch_of_many_owners_counts_each_owners_unlisted_launches(
+        scale_up: ScaleUpHarness) -> None:
+    scale_up.configure(**EPHEMERAL_CAP_3)
+    scale_up.stack.github.add_installation("beta")
+    scale_up.stack.aws_faults.hide_new_instances(3600)
+    scale_up.invoke(*(job_body(j) for j in add_jobs(scale_up, 2)), prefix="first")
+
+    # acme has 2 of 3, beta none: one more for acme, three for beta
+    acme, beta = add_jobs(scale_up, 2), add_jobs(scale_up, 3, owner="beta")
+    outcome = scale_up.invoke(*(job_body(j) for j in acme),
+                              *(job_body(j, owner="beta") for j in beta), prefix="second")
+
+    assert outcome.failures == ["second-1"]
+    assert running(scale_up, ORG) == 3 and running(scale_up, "beta") == 3
+
+
+def test_once_ec2_lists_them_the_launches_are_counted_once(scale_up: ScaleUpHarness) -> None:
+    scale_up.configure(**EPHEMERAL_CAP_3)
+    scale_up.invoke(*(job_body(j) for j in add_jobs(scale_up, 2)), prefix="first")
+
+    outcome = scale_up.invoke(*(job_body(j) for j in add_jobs(scale_up, 2)), prefix="second")
+
+    assert outcome.failures == ["second-1"]
+    [plan] = outcome.lines("scale-up plan")
+    assert (plan["current"], plan["launching"]) == (2, 1)
+    assert outcome.lines("recent launches not listed by EC2 yet") == []
+    assert running(scale_up) == 3
