@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from chalicelib.errors import ConfigError, PermanentError, RetryableError
+from chalicelib.errors import ConfigError, GhrError, PermanentError, RetryableError
 from chalicelib.github_http import GitHubHttp, GitHubUnauthorized
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerType
@@ -108,6 +108,11 @@ def load_app_credentials(ssm: Any, id_name: str, key_name: str) -> AppCredential
     return AppCredentials(app_id=int(app_id_text), private_key=key)
 
 
+def _same_key(first: AppCredentials, second: AppCredentials) -> bool:
+    return (first.private_key.public_key().public_numbers()
+            == second.private_key.public_key().public_numbers())
+
+
 def app_jwt(credentials: AppCredentials, now: float) -> str:
     """An RS256 App JWT: iat 60 s back, exp 9 min on, iss the App id, a random jti."""
     issued = int(now) - JWT_BACKDATE_SECONDS
@@ -174,15 +179,42 @@ class AppAuth:
 
     def _app_call(self, method: str, template: str, path: Mapping[str, str | int],
                   accept: tuple[int, ...] = ()) -> Any:
-        try:
+        def send() -> Any:
             return self.http.request(
                 method, template, path, bucket="app", accept=accept,
                 authorization="Bearer " + app_jwt(self.credentials, self.clock()),
             )
+
+        try:
+            return send()
         except GitHubUnauthorized as error:
-            log.error("github app authentication failed", call=f"{method} {template}",
-                      reason=str(error))
-            raise
+            rejected = error
+        # A key rotation: the operator put a new key in SSM, then deleted the old one on GitHub,
+        # while this container still signs with the old one. Read SSM again, and if the key
+        # changed, sign with the new one (R-AUTH-04).
+        if self._reload_credentials():
+            log.warning("github app key reloaded from SSM", call=f"{method} {template}")
+            try:
+                return send()
+            except GitHubUnauthorized as error:
+                rejected = error
+        log.error("github app authentication failed", call=f"{method} {template}",
+                  reason=str(rejected))
+        raise rejected
+
+    def _reload_credentials(self) -> bool:
+        """Read the App credentials from SSM again; True when they changed."""
+        with self._lock:
+            try:
+                fresh = load_app_credentials(self.ssm, self.id_name, self.key_name)
+            except GhrError as error:
+                log.warning("github app credentials not reloaded", error=str(error))
+                return False
+            old = self._credentials
+            if old is not None and fresh.app_id == old.app_id and _same_key(fresh, old):
+                return False
+            self._credentials = fresh
+            return True
 
     def installation_id(self, owner: str, runner_type: RunnerType, hint: int = 0) -> int:
         """The App's installation on `owner`: `hint` when non-zero, else looked up and cached."""

@@ -102,7 +102,8 @@ def authenticate(fake: GitHubFake, route: Route, headers: dict[str, str]) -> Pri
         if credential.count(".") != 2:
             raise ApiError(401, MSG_JWT_UNDECODABLE)
         try:
-            claims = verify_app_jwt(credential, fake.key, fake.app_id, fake.client_id, fake.clock())
+            claims = verify_app_jwt(credential, fake.keys, fake.app_id, fake.client_id,
+                                    fake.clock())
         except JwtRejected as err:
             raise ApiError(401, err.message) from None
         with fake.lock:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 import string
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -62,19 +63,25 @@ class AppKey:
 
 
 def verify_app_jwt(
-    token: str, key: AppKey, app_id: int, client_id: str, now: float
+    token: str, keys: Sequence[AppKey], app_id: int, client_id: str, now: float
 ) -> dict[str, Any]:
-    """The claims of a valid App JWT for this App at time `now`; raises JwtRejected otherwise."""
-    try:
-        claims: dict[str, Any] = jwt.decode(
-            token,
-            key.public_key,
-            algorithms=["RS256"],
-            # Times are checked below against the fake's injectable clock, not the wall clock.
-            options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
-        )
-    except jwt.InvalidTokenError as err:
-        raise JwtRejected(MSG_JWT_UNDECODABLE) from err
+    """The claims of a valid App JWT for this App at time `now`, signed by one of its active
+    `keys`; raises JwtRejected otherwise."""
+    claims: dict[str, Any] | None = None
+    for key in keys:
+        try:
+            claims = jwt.decode(
+                token,
+                key.public_key,
+                algorithms=["RS256"],
+                # Times are checked below against the fake's injectable clock, not the wall clock.
+                options={"verify_exp": False, "verify_iat": False, "verify_nbf": False},
+            )
+            break
+        except jwt.InvalidTokenError:
+            continue
+    if claims is None:
+        raise JwtRejected(MSG_JWT_UNDECODABLE)
     iss = claims.get("iss")
     if iss is None:
         raise JwtRejected(MSG_ISS_MISSING)

@@ -44,6 +44,8 @@ class GitHubFake(GitHubJobs):
         self.app_id = app_id
         self.client_id = "Iv1." + secrets.token_hex(8)
         self.key = AppKey.generate()
+        # The App's active keys (GitHub allows several, so a key can be rotated without downtime).
+        self.keys: list[AppKey] = [self.key]
         self.created_at = time.time()
         self.limits = RateLimits()
         self.faults = Faults()
@@ -58,6 +60,18 @@ class GitHubFake(GitHubJobs):
     def private_key_pem(self) -> str:
         """The App's private key, PKCS#1 PEM (what GitHub lets an App owner download)."""
         return self.key.private_key_pem
+
+    def add_app_key(self) -> AppKey:
+        """Generate another active key for the App, as an owner does before a rotation."""
+        key = AppKey.generate()
+        with self.lock:
+            self.keys.append(key)
+        return key
+
+    def revoke_app_key(self, key: AppKey) -> None:
+        """Delete one of the App's keys: JWTs it signs are refused from now on."""
+        with self.lock:
+            self.keys.remove(key)
 
     @property
     def url(self) -> str:
@@ -98,9 +112,11 @@ class GitHubFake(GitHubJobs):
             thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Forget all state, faults, limits, logs, hooks and clock; keep the server and App key."""
+        """Forget all state, faults, limits, logs, hooks and clock; keep the server and App key
+        (the keys added since are deleted)."""
         with self.lock:
             self._clear()
+            self.keys = [self.key]
             self.clock = time.time
             self.on_job_event = None
             self.limits = RateLimits()

@@ -193,3 +193,20 @@ def test_reset_keeps_the_app_key_and_forgets_installations(
     fake.reset()
     assert fake.private_key_pem == key
     assert client.as_app("GET", "/orgs/acme/installation").status_code == 404
+
+
+def test_a_second_key_works_beside_the_first_until_the_first_is_revoked(
+    fake: GitHubFake, client: FakeGitHubClient
+) -> None:
+    first = fake.key
+    second = fake.add_app_key()
+
+    def status(key: AppKey) -> int:
+        token = app_jwt(fake, private_key_pem=key.private_key_pem)
+        return client.call("GET", "/app", token, scheme="Bearer").status_code
+
+    assert (status(first), status(second)) == (200, 200)
+    fake.revoke_app_key(first)
+    assert (status(first), status(second)) == (401, 200)
+    fake.reset()  # the App's own key again, alone
+    assert (status(first), status(second)) == (200, 401)
