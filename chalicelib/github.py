@@ -17,7 +17,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from chalicelib import metrics
 from chalicelib.errors import PermanentError
 from chalicelib.github_auth import AppAuth, InstallationToken
-from chalicelib.github_http import GitHubHttp, GitHubUnauthorized
+from chalicelib.github_http import GitHubForbidden, GitHubHttp, GitHubUnauthorized
 from chalicelib.github_limits import api_base_url
 from chalicelib.logs import get_logger
 from chalicelib.models import JitConfig, Runner, RunnerRelease, RunnerType
@@ -64,13 +64,16 @@ class GitHubClient:
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        permissions: Mapping[str, str] | None = None,
     ) -> None:
         self.settings = settings
         self.ssm = ssm
         self.http = GitHubHttp(api_base_url(settings.ghes_url), verify=settings.ghes_ssl_verify,
                                session=session, clock=clock, sleep=sleep)
+        # `permissions` limits the installation tokens (see github_auth.token_permissions).
         self.auth = AppAuth(self.http, ssm, settings.parameter_github_app_id_name,
-                            settings.parameter_github_app_key_base64_name, clock)
+                            settings.parameter_github_app_key_base64_name, clock,
+                            permissions=permissions)
         self._groups: dict[tuple[str, str], int] = {}
         self._clock = clock
         self._registration: dict[tuple[str, str], tuple[str, float]] = {}
@@ -109,6 +112,16 @@ class GitHubClient:
         """One call as `owner`'s installation; a rejected token is renewed and retried once."""
         token = self.auth.token(owner, runner_type, installation_id)
         try:
+            return self._send(token, method, template, path, **options)
+        except GitHubForbidden:
+            # A limited token may lack what this call needs (runners of the other type left
+            # from an earlier configuration, a GHES with other permission names): tokens of
+            # everything the installation grants from now on, as before R-AUTH-05.
+            if not self.auth.unscope():
+                raise
+            log.warning("github token permissions too narrow; minting unscoped",
+                        call=f"{method} {template}", installation_id=token.installation_id)
+            token = self.auth.token(owner, runner_type, token.installation_id)
             return self._send(token, method, template, path, **options)
         except GitHubUnauthorized:
             # Revoked or expired early (FI-06, BI-26): one fresh token, one more try.

@@ -1,4 +1,4 @@
-"""GitHub App authentication: credentials from SSM, App JWTs, installation ids and tokens.
+"""GitHub App authentication: installation ids and tokens, signed for with the App's key.
 
 Everything here is cached on the instance, which the wiring keeps for the container's life: a
 warm container makes no SSM read and no token call for an installation it already holds.
@@ -6,46 +6,24 @@ warm container makes no SSM read and no token call for an installation it alread
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 import threading
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding
-from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
-from cryptography.hazmat.primitives.serialization import load_pem_private_key
-
-from chalicelib.errors import ConfigError, GhrError, PermanentError, RetryableError
-from chalicelib.github_http import GitHubHttp, GitHubUnauthorized
+from chalicelib.errors import GhrError, PermanentError
+from chalicelib.github_app_key import AppCredentials, app_jwt, load_app_credentials, same_key
+from chalicelib.github_http import GitHubHttp, GitHubUnauthorized, github_message
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerType
+from chalicelib.settings import Settings
 
 log = get_logger(__name__)
 
-# GitHub allows exp <= iat-now + 10 min; 60 s back for clock drift and 60 s short of the limit
-# so a fast local clock does not earn "'Expiration time' claim is too far in the future".
-JWT_BACKDATE_SECONDS = 60
-JWT_LIFETIME_SECONDS = 540
 # Installation tokens live one hour; renewing 5 minutes early means no call ever carries a token
 # that expires in flight.
 TOKEN_RENEW_BEFORE_SECONDS = 300
-_SSM_THROTTLING = frozenset({"ThrottlingException", "TooManyUpdates", "InternalServerError"})
-
-
-@dataclass(frozen=True)
-class AppCredentials:
-    """The GitHub App's id and PEM private key."""
-
-    app_id: int
-    # Parsed once: loading a PEM checks the RSA key (tens of milliseconds), signing is fast.
-    private_key: RSAPrivateKey = field(repr=False)
 
 
 @dataclass(frozen=True)
@@ -57,91 +35,14 @@ class InstallationToken:
     expires_at: float
 
 
-def decode_private_key(value: str, parameter: str) -> RSAPrivateKey:
-    """The App's RSA key from its base64 (or plain) PEM text; ConfigError naming `parameter`."""
-    problem = f"{parameter}: invalid GitHub App private key format (expected base64 of a PEM key)"
-    # Keys pasted through shells and templates often carry literal "\n" sequences, in the base64
-    # text or in the PEM inside it; both are line breaks in the original.
-    text = value.strip().replace("\\n", "\n")
-    if not text.startswith("-----BEGIN"):
-        try:
-            text = base64.b64decode("".join(text.split()), validate=True).decode("ascii")
-        except (binascii.Error, ValueError):
-            raise ConfigError(problem) from None
-        text = text.strip().replace("\\n", "\n")
-    try:
-        key = load_pem_private_key(text.encode("ascii"), password=None)
-    except (ValueError, TypeError, UnicodeError):
-        raise ConfigError(problem) from None
-    if not isinstance(key, RSAPrivateKey):
-        raise ConfigError(f"{parameter}: the GitHub App private key must be an RSA key")
-    return key
-
-
-def load_app_credentials(ssm: Any, id_name: str, key_name: str) -> AppCredentials:
-    """Read and validate the App id and key in one SSM GetParameters call with decryption."""
-    try:
-        answer = ssm.get_parameters(Names=[id_name, key_name], WithDecryption=True)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in _SSM_THROTTLING:
-            raise RetryableError(f"SSM GetParameters {id_name}, {key_name}: {code}") from error
-        raise ConfigError(f"SSM GetParameters {id_name}, {key_name}: {code}") from error
-    except BotoCoreError as error:
-        raise RetryableError(
-            f"SSM GetParameters {id_name}, {key_name}: {type(error).__name__}"
-        ) from error
-    values = {p["Name"]: p.get("Value", "") for p in answer.get("Parameters", [])}
-    problems = [f"{name}: SSM parameter not found" for name in (id_name, key_name)
-                if name not in values]
-    if problems:
-        raise ConfigError(problems)
-    app_id_text = values[id_name].strip()
-    if not app_id_text.isdigit() or int(app_id_text) <= 0:
-        problems.append(f"{id_name}: GitHub App id must be numeric")
-    try:
-        key = decode_private_key(values[key_name], key_name)
-    except ConfigError as error:
-        problems.extend(error.problems)
-    if problems:
-        raise ConfigError(problems)
-    return AppCredentials(app_id=int(app_id_text), private_key=key)
-
-
-def _same_key(first: AppCredentials, second: AppCredentials) -> bool:
-    return (first.private_key.public_key().public_numbers()
-            == second.private_key.public_key().public_numbers())
-
-
-def app_jwt(credentials: AppCredentials, now: float) -> str:
-    """An RS256 App JWT: iat 60 s back, exp 9 min on, iss the App id, a random jti."""
-    issued = int(now) - JWT_BACKDATE_SECONDS
-    claims = {
-        "iat": issued,
-        "exp": int(now) + JWT_LIFETIME_SECONDS,
-        "iss": str(credentials.app_id),
-        # Concurrent functions signing in the same second would otherwise send byte-identical
-        # JWTs, which GitHub has rejected (terraform-aws-github-runner#5056).
-        "jti": uuid.uuid4().hex,
-    }
-    return sign_rs256(claims, credentials.private_key)
-
-
-def sign_rs256(claims: Mapping[str, Any], key: RSAPrivateKey) -> str:
-    """A compact JWS (RFC 7515) of `claims`, RS256-signed.
-
-    Ten lines instead of PyJWT: importing PyJWT pulls in every algorithm it supports (EC,
-    EdDSA, X.509), about 50 ms of each cold start, to sign the one kind of token GitHub takes.
-    """
-    header = _b64url(json.dumps({"alg": "RS256", "typ": "JWT"}, separators=(",", ":")).encode())
-    payload = _b64url(json.dumps(dict(claims), separators=(",", ":")).encode())
-    signing_input = f"{header}.{payload}".encode("ascii")
-    signature = key.sign(signing_input, padding.PKCS1v15(), hashes.SHA256())
-    return f"{header}.{payload}.{_b64url(signature)}"
-
-
-def _b64url(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+def token_permissions(settings: Settings, function: str) -> dict[str, str]:
+    """What `function`'s installation tokens need (R-AUTH-05): writing self-hosted runners, of
+    orgs (the pool's are always) or of repositories (`administration`), and reading jobs for
+    scale-up's queued check."""
+    org = settings.enable_organization_runners or function == "adjust_pool"
+    runners = "organization_self_hosted_runners" if org else "administration"
+    reads_jobs = function == "scale_up" and settings.enable_job_queued_check
+    return {runners: "write", **({"actions": "read"} if reads_jobs else {})}
 
 
 def expiry_epoch(expires_at: str, fallback: float) -> float:
@@ -156,13 +57,16 @@ class AppAuth:
     """Mints App JWTs, resolves installation ids and caches installation tokens."""
 
     def __init__(
-        self, http: GitHubHttp, ssm: Any, id_name: str, key_name: str, clock: Callable[[], float]
+        self, http: GitHubHttp, ssm: Any, id_name: str, key_name: str, clock: Callable[[], float],
+        permissions: Mapping[str, str] | None = None,
     ) -> None:
         self.http = http
         self.ssm = ssm
         self.id_name = id_name
         self.key_name = key_name
         self.clock = clock
+        # What installation tokens are limited to (None: all the installation grants).
+        self.permissions = dict(permissions) if permissions else None
         self._credentials: AppCredentials | None = None
         self._installations: dict[tuple[RunnerType, str], int] = {}
         self._tokens: dict[int, InstallationToken] = {}
@@ -178,10 +82,10 @@ class AppAuth:
             return self._credentials
 
     def _app_call(self, method: str, template: str, path: Mapping[str, str | int],
-                  accept: tuple[int, ...] = ()) -> Any:
+                  accept: tuple[int, ...] = (), body: Any = None) -> Any:
         def send() -> Any:
             return self.http.request(
-                method, template, path, bucket="app", accept=accept,
+                method, template, path, bucket="app", accept=accept, body=body,
                 authorization="Bearer " + app_jwt(self.credentials, self.clock()),
             )
 
@@ -211,7 +115,7 @@ class AppAuth:
                 log.warning("github app credentials not reloaded", error=str(error))
                 return False
             old = self._credentials
-            if old is not None and fresh.app_id == old.app_id and _same_key(fresh, old):
+            if old is not None and fresh.app_id == old.app_id and same_key(fresh, old):
                 return False
             self._credentials = fresh
             return True
@@ -265,8 +169,20 @@ class AppAuth:
 
     def _mint(self, installation: int) -> InstallationToken | None:
         template = "/app/installations/{installation_id}/access_tokens"
-        response = self._app_call("POST", template, {"installation_id": installation},
-                                  accept=(404,))
+        path = {"installation_id": installation}
+        asked = self.permissions
+        response = self._app_call("POST", template, path, accept=(404, 422),
+                                  body={"permissions": asked} if asked else None)
+        if response.status_code == 422 and asked:
+            # The App lacks one of them (actions:read while the queued check is on, say): a
+            # token of everything the installation grants works as before, just less narrowly.
+            log.warning("github token permissions not granted; minting unscoped",
+                        installation_id=installation, asked=asked,
+                        reason=github_message(response))
+            self.permissions = None
+            response = self._app_call("POST", template, path, accept=(404,))
+        elif response.status_code == 422:
+            raise PermanentError(f"POST {template}: 422 {github_message(response)}")
         if response.status_code == 404:
             log.warning("github installation not found", installation_id=installation)
             return None
@@ -280,6 +196,16 @@ class AppAuth:
         self._tokens[installation] = token
         log.info("github installation token minted", installation_id=installation)
         return token
+
+    def unscope(self) -> bool:
+        """Mint tokens of everything the installations grant from now on, and forget the
+        narrower ones; False when tokens were not limited."""
+        with self._lock:
+            if self.permissions is None:
+                return False
+            self.permissions = None
+            self._tokens.clear()
+            return True
 
     def invalidate(self, installation: int) -> None:
         """Forget the cached token of `installation` (GitHub rejected it)."""

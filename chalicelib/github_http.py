@@ -46,6 +46,11 @@ class GitHubUnauthorized(PermanentError):
         self.github_message = github_message
 
 
+class GitHubForbidden(PermanentError):
+    """GitHub answered 403 for another reason than a rate limit: the credential sent may not do
+    this (an installation token without the permission, for one)."""
+
+
 def github_message(response: requests.Response) -> str:
     """GitHub's `message` field of an error body, shortened; never the request's credentials."""
     try:
@@ -226,6 +231,8 @@ class GitHubHttp:
             if status == 401:
                 hint = limits.unauthorized_hint(message)
                 raise GitHubUnauthorized(f"{call}: 401 {message} ({hint})", message)
+            if status == 403:
+                raise GitHubForbidden(f"{call}: 403 {message}")
             raise PermanentError(f"{call}: {status} {message}")
 
     def _rate_limited(

@@ -106,8 +106,11 @@ def github(function: FunctionName) -> GitHubClient:
     """The GitHub App client, one per container: it holds the token and installation caches."""
     if "client" not in _github:
         from chalicelib.github import GitHubClient
+        from chalicelib.github_auth import token_permissions
 
-        _github["client"] = GitHubClient(settings(function), aws("ssm"))
+        values = settings(function)
+        _github["client"] = GitHubClient(values, aws("ssm"),
+                                         permissions=token_permissions(values, function))
     return _github["client"]
 
 

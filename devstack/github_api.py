@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from devstack.github_auth import MSG_JWT_REQUIRED, MSG_JWT_UNDECODABLE, JwtRejected, verify_app_jwt
-from devstack.github_records import ApiError, InstallationRecord
+from devstack.github_records import ApiError, InstallationRecord, grants
 
 if TYPE_CHECKING:
     from devstack.github_fake import GitHubFake
@@ -78,6 +78,8 @@ class Route:
     template: str
     auth: str  # "jwt" | "token" | "public"
     handler: Handler
+    # What an installation token must carry: (permission, "read" | "write").
+    permission: tuple[str, str] | None = None
 
     @property
     def key(self) -> str:
@@ -113,7 +115,11 @@ def authenticate(fake: GitHubFake, route: Route, headers: dict[str, str]) -> Pri
         if route.auth == "public":
             return Principal("anonymous")
         raise ApiError(401, "Requires authentication")
-    return Principal("installation", fake.token_installation(credential))
+    installation = fake.token_installation(credential)
+    if route.permission is not None and not grants(fake.token_permissions(credential),
+                                                   *route.permission):
+        raise ApiError(403, "Resource not accessible by integration")
+    return Principal("installation", installation)
 
 
 def paginate(

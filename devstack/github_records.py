@@ -15,6 +15,22 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+# What the App asks for when installed (its manifest): what every installation grants unless a
+# test grants less.
+APP_PERMISSIONS = {
+    "actions": "read",
+    "administration": "write",
+    "metadata": "read",
+    "organization_self_hosted_runners": "write",
+}
+LEVELS = {"read": 1, "write": 2}
+
+
+def grants(granted: dict[str, str], name: str, level: str) -> bool:
+    """Whether the permissions `granted` allow `level` ("read" or "write") on `name`."""
+    return LEVELS.get(granted.get(name, ""), 0) >= LEVELS[level]
+
+
 @dataclass
 class InstallationRecord:
     """The App installed on an account (organization or user)."""
@@ -24,6 +40,7 @@ class InstallationRecord:
     account_type: str
     account_id: int
     created_at: float
+    permissions: dict[str, str] = field(default_factory=lambda: dict(APP_PERMISSIONS))
 
 
 @dataclass
@@ -110,10 +127,11 @@ class ScopeToken:
 
 @dataclass(frozen=True)
 class InstallationToken:
-    """An installation access token."""
+    """An installation access token, and the permissions it carries."""
 
     installation_id: int
     expires_at: float
+    permissions: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

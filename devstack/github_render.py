@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from devstack.github_records import (
+    APP_PERMISSIONS,
     Counters,
     InstallationRecord,
     JobRecord,
@@ -17,12 +18,6 @@ from devstack.github_records import (
 DOCS = "https://docs.github.com/rest"
 # Labels GitHub sets itself (config.sh defaults); the API marks them read-only.
 READ_ONLY_LABELS = frozenset({"self-hosted", "linux", "windows", "macos", "x64", "arm64", "arm"})
-APP_PERMISSIONS = {
-    "actions": "read",
-    "administration": "write",
-    "metadata": "read",
-    "organization_self_hosted_runners": "write",
-}
 
 
 def iso(epoch: float) -> str:
@@ -98,7 +93,7 @@ def installation(record: InstallationRecord, app_id: int, web: str, api: str) ->
         "app_slug": "ghr-runners",
         "target_id": record.account_id,
         "target_type": record.account_type,
-        "permissions": APP_PERMISSIONS,
+        "permissions": record.permissions,
         "events": ["workflow_job"],
         "created_at": iso(record.created_at),
         "updated_at": iso(record.created_at),

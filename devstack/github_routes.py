@@ -72,10 +72,16 @@ def get_installation(
 def create_access_token(
     fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
 ) -> ApiReply:
-    """POST /app/installations/{installation_id}/access_tokens."""
-    token, expires_at = fake.mint_installation_token(_int_param(params["installation_id"]))
+    """POST /app/installations/{installation_id}/access_tokens, optionally limited to the
+    `permissions` of the body."""
+    asked = request.json().get("permissions") if request.body else None
+    if asked is not None and (not isinstance(asked, dict)
+                              or not all(isinstance(v, str) for v in asked.values())):
+        raise ApiError(422, "Invalid request.")
+    token, expires_at, permissions = fake.mint_installation_token(
+        _int_param(params["installation_id"]), asked)
     body = render.token(token, expires_at)
-    body.update(permissions=render.APP_PERMISSIONS, repository_selection="all")
+    body.update(permissions=permissions, repository_selection="all")
     return ApiReply(201, body)
 
 
@@ -188,25 +194,34 @@ def delete_runner(
 ORG_RUNNERS = "/orgs/{org}/actions/runners"
 REPO_RUNNERS = "/repos/{owner}/{repo}/actions/runners"
 
+# The permission an installation token needs on each runners route (GitHub's "Permissions
+# required for GitHub Apps" of each operation).
+RUNNERS_PERMISSION = {ORG_RUNNERS: "organization_self_hosted_runners",
+                      REPO_RUNNERS: "administration"}
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", "/app", "jwt", get_app),
     Route("GET", "/orgs/{org}/installation", "jwt", get_installation),
     Route("GET", "/repos/{owner}/{repo}/installation", "jwt", get_installation),
     Route("GET", "/users/{username}/installation", "jwt", get_installation),
     Route("POST", "/app/installations/{installation_id}/access_tokens", "jwt", create_access_token),
-    Route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", "token", get_job),
+    Route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", "token", get_job,
+          ("actions", "read")),
     Route("GET", "/repos/{owner}/{repo}/releases/latest", "public", get_latest_release),
-    Route("GET", "/orgs/{org}/actions/runner-groups", "token", list_runner_groups),
+    Route("GET", "/orgs/{org}/actions/runner-groups", "token", list_runner_groups,
+          ("organization_self_hosted_runners", "read")),
     *(
         route
-        for base in (ORG_RUNNERS, REPO_RUNNERS)
+        for base, name in RUNNERS_PERMISSION.items()
         for route in (
-            Route("POST", f"{base}/registration-token", "token", registration_token),
-            Route("POST", f"{base}/remove-token", "token", remove_token),
-            Route("POST", f"{base}/generate-jitconfig", "token", generate_jitconfig),
-            Route("GET", base, "token", list_runners),
-            Route("GET", f"{base}/{{runner_id}}", "token", get_runner),
-            Route("DELETE", f"{base}/{{runner_id}}", "token", delete_runner),
+            Route("POST", f"{base}/registration-token", "token", registration_token,
+                  (name, "write")),
+            Route("POST", f"{base}/remove-token", "token", remove_token, (name, "write")),
+            Route("POST", f"{base}/generate-jitconfig", "token", generate_jitconfig,
+                  (name, "write")),
+            Route("GET", base, "token", list_runners, (name, "read")),
+            Route("GET", f"{base}/{{runner_id}}", "token", get_runner, (name, "read")),
+            Route("DELETE", f"{base}/{{runner_id}}", "token", delete_runner, (name, "write")),
         )
     ),
 )

@@ -17,6 +17,8 @@ from typing import Any
 
 from devstack.github_auth import random_token
 from devstack.github_records import (
+    APP_PERMISSIONS,
+    LEVELS,
     ApiError,
     Counters,
     InstallationRecord,
@@ -25,6 +27,7 @@ from devstack.github_records import (
     RunnerGroupRecord,
     RunnerRecord,
     ScopeToken,
+    grants,
 )
 
 TOKEN_TTL = 3600.0  # installation, registration and remove tokens all live one hour
@@ -60,9 +63,11 @@ class GitHubState:
     # -- installations and tokens ---------------------------------------------------------------
 
     def add_installation(
-        self, owner: str, account_type: str = "Organization", installation_id: int | None = None
+        self, owner: str, account_type: str = "Organization", installation_id: int | None = None,
+        permissions: dict[str, str] | None = None,
     ) -> int:
-        """Install the App on `owner`; returns the installation id."""
+        """Install the App on `owner` (granting all the App asks for, or `permissions`); returns
+        the installation id."""
         if account_type not in ("Organization", "User"):
             raise ValueError("account_type must be 'Organization' or 'User'")
         with self.lock:
@@ -73,6 +78,7 @@ class GitHubState:
                 account_type=account_type,
                 account_id=self.counters.next("account"),
                 created_at=self.clock(),
+                permissions=dict(APP_PERMISSIONS if permissions is None else permissions),
             )
             return new_id
 
@@ -93,15 +99,36 @@ class GitHubState:
         with self.lock:
             return next((i for i in self.installations.values() if i.id == installation_id), None)
 
-    def mint_installation_token(self, installation_id: int) -> tuple[str, float]:
-        """A new installation token and its expiry (epoch)."""
+    def mint_installation_token(
+        self, installation_id: int, permissions: dict[str, str] | None = None
+    ) -> tuple[str, float, dict[str, str]]:
+        """A new installation token, its expiry (epoch) and permissions: those asked for, which
+        the installation must grant (422 otherwise), or all the installation's."""
         with self.lock:
-            if self.installation_by_id(installation_id) is None:
+            record = self.installation_by_id(installation_id)
+            if record is None:
                 raise ApiError(404, "Not Found")
+            if permissions is None:
+                carried = dict(record.permissions)
+            else:
+                for name, level in permissions.items():
+                    if level not in LEVELS or not grants(record.permissions, name, level):
+                        raise ApiError(
+                            422, "The permissions requested are not granted to this installation."
+                        )
+                # Metadata read comes with every token.
+                carried = {"metadata": "read", **permissions}
             token = random_token("ghs_")
             expires_at = self.clock() + TOKEN_TTL
-            self.installation_tokens[token] = InstallationToken(installation_id, expires_at)
-            return token, expires_at
+            self.installation_tokens[token] = InstallationToken(installation_id, expires_at,
+                                                                carried)
+            return token, expires_at, dict(carried)
+
+    def token_permissions(self, token: str) -> dict[str, str]:
+        """The permissions an installation token carries (none if it is unknown)."""
+        with self.lock:
+            minted = self.installation_tokens.get(token)
+            return dict(minted.permissions) if minted is not None else {}
 
     def token_installation(self, token: str) -> InstallationRecord:
         """The installation an installation token acts for; ApiError 401 if unknown or expired."""

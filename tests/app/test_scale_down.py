@@ -98,7 +98,8 @@ def test_scale_down_deregistration_failure_keeps_the_instance(
 
 
 def test_scale_down_terminates_orphan_without_runner_after_a_second_listing(
-        stack: Any, env: dict[str, str], clock: None) -> None:
+        stack: Any, env: dict[str, str], clock: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ENABLE_ORGANIZATION_RUNNERS", "true")  # its token is for org runners
     stack.github.add_installation("acme")
     orphan = launch(stack)
 
