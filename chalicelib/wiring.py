@@ -11,11 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from chalicelib.logs import get_logger
 from chalicelib.settings import FunctionName, Settings, load_settings
 
 if TYPE_CHECKING:
     from chalicelib.github import GitHubClient
 
+log = get_logger(__name__)
 _settings: dict[str, Settings] = {}
 _clients: dict[str, Any] = {}
 _github: dict[str, GitHubClient] = {}
@@ -69,8 +71,25 @@ def aws(service: str, *, quick: bool = False) -> Any:
                     botocore_session=_botocore_session("botocore"))
             _clients[key] = _sessions["boto3"].client("s3", config=config)
         else:
-            _clients[key] = _botocore_session().create_client(service, config=config)
+            _clients[key] = _trimmed_client(service, config)
     return _clients[key]
+
+
+def _trimmed_client(service: str, config: Any) -> Any:
+    """A client on chalicelib/aws_models, or on botocore's own data if they do not serve it."""
+    from botocore.exceptions import DataNotFoundError, UnknownServiceError
+
+    try:
+        return _botocore_session().create_client(service, config=config)
+    except (DataNotFoundError, UnknownServiceError) as error:
+        # A Lambda runtime's botocore newer than the one the models were trimmed from may look
+        # for a file they lack: slower to start is better than not starting.
+        from botocore import __version__ as botocore_version
+
+        log.warning("trimmed AWS models incomplete; using botocore's own data",
+                                     service=service, botocore_version=botocore_version,
+                                     error=str(error))
+        return _botocore_session("botocore").create_client(service, config=config)
 
 
 def _botocore_session(models: str = "trimmed") -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from pathlib import Path
 
 import pytest
 
@@ -47,4 +49,20 @@ def test_the_s3_client_uses_botocores_whole_s3_model() -> None:
     s3 = wiring.aws("s3")
     assert "CreateMultipartUpload" in s3.meta.service_model.operation_names
     assert s3.meta.region_name == "eu-west-1"
+    wiring.reset()
+
+
+def test_when_the_trimmed_models_lack_a_file_the_client_uses_botocores_data(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A runtime's newer botocore may look for data the trimmed models do not hold.
+    shutil.copytree(wiring.AWS_MODELS, tmp_path / "models")
+    (tmp_path / "models" / "partitions.json").unlink()
+    monkeypatch.setattr(wiring, "AWS_MODELS", tmp_path / "models")
+    monkeypatch.setattr(wiring, "_loaders", {})
+
+    client = wiring.aws("ssm")
+
+    assert client.meta.region_name == "eu-west-1"
+    assert "trimmed AWS models incomplete" in caplog.text
     wiring.reset()
