@@ -15,10 +15,11 @@ from typing import Any
 
 from chalicelib import metrics, wiring
 from chalicelib.ec2 import Ec2
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, GhrError
 from chalicelib.launcher import LaunchOutcome, launch_runners
 from chalicelib.logs import get_logger
 from chalicelib.pool_plan import PoolPlan, plan_pool
+from chalicelib.sqs import BuildQueue
 from chalicelib.ssm import Ssm
 
 log = get_logger(__name__)
@@ -60,10 +61,18 @@ def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
     ec2, ssm = Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm"))
     instances = ec2.runner_instances(settings.environment, owner=owner, runner_type="Org")
     runners = github.list_runners(owner, "Org")
-    plan = plan_pool(owner, pool_size, instances, runners, settings, now or utcnow())
+    moment = now or utcnow()
+    plan = plan_pool(owner, pool_size, instances, runners, settings, moment)
+    if plan.launch > 0 and plan.maximum >= 0:
+        # Scale-up launches for the queued jobs against the same cap, maybe at this very moment
+        # (CONTRACT §5.1): the pool leaves them their places. The queue holds every owner's
+        # jobs, so this errs on the side of fewer pool runners.
+        backlog = _build_backlog(settings.sqs_url_webhook)
+        if backlog:
+            plan = plan_pool(owner, pool_size, instances, runners, settings, moment, backlog)
     log.info("pool plan", owner=owner, pool_size=pool_size, idle_online=plan.idle_online,
              booting=plan.booting, current=plan.current, maximum=plan.maximum,
-             launching=plan.launch)
+             reserved=plan.reserved, launching=plan.launch)
     if plan.launch < 1:
         return PoolReport(plan=plan)
     outcome: LaunchOutcome = launch_runners(
@@ -79,6 +88,18 @@ def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
         # The next scheduled adjustment tries again; the metric makes a lasting gap visible.
         metrics.put("PoolShortfall", shortfall)
     return PoolReport(plan=plan, launched=outcome.ready, shortfall=shortfall)
+
+
+def _build_backlog(queue_url: str) -> int:
+    """Jobs waiting or in flight in the build queue; 0 when unknown (no queue URL, or the queue
+    could not be read: the pool then tops up as it would without it)."""
+    if not queue_url:
+        return 0
+    try:
+        return BuildQueue(wiring.aws("sqs"), queue_url).backlog()
+    except GhrError as error:
+        log.warning("build queue not read; topping up", error=str(error))
+        return 0
 
 
 def _image_id(parameter: str | None, ssm: Ssm) -> str | None:

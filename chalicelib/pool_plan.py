@@ -3,7 +3,8 @@
 Available = idle online runners of running instances, plus instances still within the boot time
 that have no runner yet or whose runner is offline and idle (a JIT runner is offline until
 `run.sh` starts it). The top-up `poolSize - available` is clamped so that running + pending
-instances of the owner never exceed `RUNNERS_MAXIMUM_COUNT` (CONTRACT.md §5.1).
+instances of the owner never exceed `RUNNERS_MAXIMUM_COUNT` (CONTRACT.md §5.1), room being left
+for the `reserved` jobs of the build queue that scale-up launches for meanwhile.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ class PoolPlan:
     current: int
     maximum: int
     launch: int
+    reserved: int = 0
 
     @property
     def available(self) -> int:
@@ -37,8 +39,10 @@ class PoolPlan:
 
 
 def plan_pool(owner: str, pool_size: int, instances: Sequence[Instance],
-              runners: Sequence[Runner], settings: Settings, now: datetime) -> PoolPlan:
-    """Decide the top-up of `owner`'s pool from its instances and runners at `now`."""
+              runners: Sequence[Runner], settings: Settings, now: datetime,
+              reserved: int = 0) -> PoolPlan:
+    """Decide the top-up of `owner`'s pool from its instances and runners at `now`, leaving
+    `reserved` places under the cap."""
     boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
     by_name: dict[str, Runner] = {}
     for runner in runners:
@@ -58,6 +62,6 @@ def plan_pool(owner: str, pool_size: int, instances: Sequence[Instance],
             booting += 1
     missing = max(0, pool_size - idle_online - booting)
     maximum = settings.runners_maximum_count
-    launch = missing if maximum < 0 else min(missing, max(0, maximum - len(live)))
+    launch = missing if maximum < 0 else min(missing, max(0, maximum - len(live) - reserved))
     return PoolPlan(owner=owner, pool_size=pool_size, idle_online=idle_online, booting=booting,
-                    current=len(live), maximum=maximum, launch=launch)
+                    current=len(live), maximum=maximum, launch=launch, reserved=reserved)

@@ -1,4 +1,5 @@
-"""The build queue (SQS): sends the CONTRACT.md §3 message of a queued job.
+"""The build queue (SQS): sends the CONTRACT.md §3 message of a queued job, and tells how many
+jobs wait in it or are being handled.
 
 Only the fields scale-up needs are sent, so a message stays far below SQS's size limit whatever
 the webhook payload weighed (RELIABILITY BI-31).
@@ -88,6 +89,22 @@ class BuildQueue:
             kind = RetryableError if is_retryable(error) else PermanentError
             raise kind(f"SQS SendMessage failed: {_describe(error)}") from error
         return str(response["MessageId"])
+
+    def backlog(self) -> int:
+        """Messages waiting or in flight (received by scale-up and not yet deleted): while not
+        zero, scale-up is, or is about to be, launching. Raises RetryableError or
+        PermanentError."""
+        try:
+            response = self._client.get_queue_attributes(
+                QueueUrl=self._queue_url,
+                AttributeNames=["ApproximateNumberOfMessages",
+                                "ApproximateNumberOfMessagesNotVisible"])
+        except (ClientError, BotoCoreError) as error:
+            kind = RetryableError if is_retryable(error) else PermanentError
+            raise kind(f"SQS GetQueueAttributes failed: {_describe(error)}") from error
+        attributes = response.get("Attributes", {})
+        return sum(int(attributes.get(name, 0)) for name in (
+            "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"))
 
 
 def _describe(error: BaseException) -> str:

@@ -33,7 +33,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "ec2": ("CreateFleet", "CreateTags", "DescribeInstances", "TerminateInstances"),
     "ssm": ("DeleteParameters", "DescribeParameters", "GetParameter", "GetParameters",
             "PutParameter"),
-    "sqs": ("SendMessage",),
+    "sqs": ("GetQueueAttributes", "SendMessage"),
 }
 
 

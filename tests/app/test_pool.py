@@ -125,3 +125,46 @@ def test_pool_github_listing_failure_launches_nothing(stack: Any, pool_env: dict
         invoke_adjust_pool(2)
 
     assert stack.aws_faults.count("ec2", "CreateFleet") == 0
+
+
+def queue_jobs(stack: Any, count: int, received: int = 0) -> None:
+    """`count` messages in the build queue, `received` of them in flight (as scale-up holds
+    them while it launches)."""
+    sqs, url = stack.boto("sqs"), stack.deployment.queue_url
+    for n in range(count):
+        sqs.send_message(QueueUrl=url, MessageBody=f'{{"id": {n}}}')
+    if received:
+        sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=received, VisibilityTimeout=300)
+
+
+def test_pool_leaves_room_under_the_cap_for_queued_and_in_flight_jobs(
+        stack: Any, pool_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RUNNERS_MAXIMUM_COUNT", "5")
+    queue_jobs(stack, 3, received=2)  # scale-up is launching for two, one more waits
+    before = stack.aws_faults.count("sqs", "GetQueueAttributes")
+
+    invoke_adjust_pool(4)
+
+    assert len(pool_instances(stack)) == 2  # 5 - 3 places for the queued jobs
+    assert stack.aws_faults.count("sqs", "GetQueueAttributes") == before + 1
+
+
+def test_pool_reads_no_queue_when_it_has_nothing_to_launch(
+        stack: Any, pool_env: dict[str, str]) -> None:
+    idle = launch(stack)
+    register(stack, idle[0])
+    before = stack.aws_faults.count("sqs", "GetQueueAttributes")
+
+    invoke_adjust_pool(1)
+
+    assert stack.aws_faults.count("sqs", "GetQueueAttributes") == before
+
+
+def test_pool_tops_up_when_the_queue_cannot_be_read(
+        stack: Any, pool_env: dict[str, str]) -> None:
+    queue_jobs(stack, 3)
+    stack.aws_faults.fail_next("sqs", "GetQueueAttributes", "AccessDenied", times=3)
+
+    invoke_adjust_pool(2)
+
+    assert len(pool_instances(stack)) == 2

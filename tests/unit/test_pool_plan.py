@@ -113,3 +113,17 @@ def test_pool_size_of_rejects_a_bad_event(event: dict[str, object]) -> None:
 def test_pool_size_of_reads_the_count() -> None:
     assert pool_size_of({"poolSize": 0}) == 0
     assert pool_size_of({"poolSize": 4, "other": 1}) == 4
+
+
+def test_pool_leaves_places_under_the_cap_for_the_queued_jobs() -> None:
+    busy = [make_instance()]
+    runners = [make_runner(busy[0], busy=True)]
+    plan = plan_pool("acme", 5, busy, runners, settings(maximum=5), NOW, reserved=2)
+    assert (plan.current, plan.reserved, plan.launch) == (1, 2, 2)
+    full = plan_pool("acme", 5, busy, runners, settings(maximum=5), NOW, reserved=9)
+    assert full.launch == 0
+
+
+def test_pool_without_cap_ignores_the_queued_jobs() -> None:
+    plan = plan_pool("acme", 3, [], [], settings(maximum=-1), NOW, reserved=7)
+    assert plan.launch == 3
