@@ -24,6 +24,13 @@ LIST_ORG_RUNNERS = "GET /orgs/{org}/actions/runners"
 LIST_REPO_RUNNERS = "GET /repos/{owner}/{repo}/actions/runners"
 
 
+@pytest.fixture(autouse=True)
+def org_runners(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deployment runs org runners, as most instances here are: scale-down's tokens are
+    limited to them (repository ones still work, through an unscoped token)."""
+    monkeypatch.setenv("ENABLE_ORGANIZATION_RUNNERS", "true")
+
+
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Instances look ten minutes old: past the default boot and minimum running times."""
@@ -98,8 +105,7 @@ def test_scale_down_deregistration_failure_keeps_the_instance(
 
 
 def test_scale_down_terminates_orphan_without_runner_after_a_second_listing(
-        stack: Any, env: dict[str, str], clock: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("ENABLE_ORGANIZATION_RUNNERS", "true")  # its token is for org runners
+        stack: Any, env: dict[str, str], clock: None) -> None:
     stack.github.add_installation("acme")
     orphan = launch(stack)
 
