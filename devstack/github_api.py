@@ -126,9 +126,9 @@ def paginate(
     fake: GitHubFake, request: ApiRequest, items: list[Any]
 ) -> tuple[list[Any], dict[str, str]]:
     """The requested page of `items` and GitHub's RFC 5988 `Link` header for the others."""
-    per_page = _query_int(request.query, "per_page", DEFAULT_PER_PAGE)
+    per_page = query_int(request.query, "per_page", DEFAULT_PER_PAGE)
     per_page = min(per_page, MAX_PER_PAGE) if per_page >= 1 else DEFAULT_PER_PAGE
-    page = max(_query_int(request.query, "page", 1), 1)
+    page = max(query_int(request.query, "page", 1), 1)
     last = max((len(items) + per_page - 1) // per_page, 1)
 
     def url(number: int) -> str:
@@ -146,7 +146,7 @@ def paginate(
     return chunk, ({"Link": ", ".join(links)} if links else {})
 
 
-def _query_int(query: dict[str, str], name: str, default: int) -> int:
+def query_int(query: dict[str, str], name: str, default: int) -> int:
     try:
         return int(query.get(name, default))
     except ValueError:

@@ -18,6 +18,7 @@ from http.server import ThreadingHTTPServer
 from devstack import github_render as render
 from devstack.github_api import ApiReply, ApiRequest, Principal, Route, authenticate
 from devstack.github_auth import AppKey
+from devstack.github_deliveries import WebhookDeliveries
 from devstack.github_jobs import GitHubJobs
 from devstack.github_limits import Bucket, Fault, Faults, RateLimits
 from devstack.github_openapi import check_response
@@ -44,6 +45,7 @@ class GitHubFake(GitHubJobs):
         self.app_id = app_id
         self.client_id = "Iv1." + secrets.token_hex(8)
         self.key = AppKey.generate()
+        self.deliveries = WebhookDeliveries()
         # The App's active keys (GitHub allows several, so a key can be rotated without downtime).
         self.keys: list[AppKey] = [self.key]
         self.created_at = time.time()
@@ -117,6 +119,7 @@ class GitHubFake(GitHubJobs):
         with self.lock:
             self._clear()
             self.keys = [self.key]
+            self.deliveries.clear()
             self.clock = time.time
             self.on_job_event = None
             self.limits = RateLimits()

@@ -7,9 +7,20 @@ Every route is an operation of `devstack/openapi/github-api.trimmed.json`; its k
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from devstack import github_render as render
-from devstack.github_api import ApiReply, ApiRequest, Principal, Route, paginate
+from devstack.github_api import (
+    DEFAULT_PER_PAGE,
+    MAX_PER_PAGE,
+    ApiReply,
+    ApiRequest,
+    Principal,
+    Route,
+    paginate,
+    query_int,
+)
+from devstack.github_deliveries import render_delivery
 from devstack.github_records import ApiError
 from devstack.github_releases import latest_release
 
@@ -83,6 +94,31 @@ def create_access_token(
     body = render.token(token, expires_at)
     body.update(permissions=permissions, repository_selection="all")
     return ApiReply(201, body)
+
+
+def list_deliveries(
+    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
+) -> ApiReply:
+    """GET /app/hook/deliveries: newest first, cursor-paginated, optionally by `status`."""
+    per_page = query_int(request.query, "per_page", DEFAULT_PER_PAGE)
+    per_page = min(per_page, MAX_PER_PAGE) if per_page >= 1 else DEFAULT_PER_PAGE
+    status = request.query.get("status")
+    if status not in (None, "success", "failure"):
+        raise ApiError(422, "Invalid status")
+    records, cursor = fake.deliveries.page(request.query.get("cursor"), per_page, status)
+    headers = {}
+    if cursor is not None:
+        query = {**request.query, "per_page": str(per_page), "cursor": cursor}
+        headers["Link"] = f'<{fake.api_url}{request.path}?{urlencode(query)}>; rel="next"'
+    return ApiReply(200, [render_delivery(r, render.iso) for r in records], headers)
+
+
+def redeliver(
+    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
+) -> ApiReply:
+    """POST /app/hook/deliveries/{delivery_id}/attempts."""
+    fake.deliveries.redeliver(_int_param(params["delivery_id"]), fake.clock())
+    return ApiReply(202, {})
 
 
 def get_job(
@@ -205,6 +241,8 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", "/repos/{owner}/{repo}/installation", "jwt", get_installation),
     Route("GET", "/users/{username}/installation", "jwt", get_installation),
     Route("POST", "/app/installations/{installation_id}/access_tokens", "jwt", create_access_token),
+    Route("GET", "/app/hook/deliveries", "jwt", list_deliveries),
+    Route("POST", "/app/hook/deliveries/{delivery_id}/attempts", "jwt", redeliver),
     Route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", "token", get_job,
           ("actions", "read")),
     Route("GET", "/repos/{owner}/{repo}/releases/latest", "public", get_latest_release),

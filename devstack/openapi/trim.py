@@ -31,6 +31,8 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/repos/{owner}/{repo}/installation"),
     ("get", "/users/{username}/installation"),
     ("post", "/app/installations/{installation_id}/access_tokens"),
+    ("get", "/app/hook/deliveries"),
+    ("post", "/app/hook/deliveries/{delivery_id}/attempts"),
     ("get", "/repos/{owner}/{repo}/actions/jobs/{job_id}"),
     ("get", "/repos/{owner}/{repo}/releases/latest"),
     ("get", "/orgs/{org}/actions/runner-groups"),

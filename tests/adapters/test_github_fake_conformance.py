@@ -42,6 +42,12 @@ def test_every_route_answers_success_and_errors_that_conform(
     client.as_app("GET", "/orgs/nobody/installation")
     client.call("GET", "/app", app_jwt(fake, lifetime=900), scheme="Bearer")
     client.as_app("POST", "/app/installations/1/access_tokens")
+    delivery = fake.deliveries.add(fake.clock(), status_code=502)
+    fake.deliveries.add(fake.clock())
+    client.as_app("GET", "/app/hook/deliveries", params={"per_page": 1, "status": "failure"})
+    client.as_app("GET", "/app/hook/deliveries", params={"per_page": 1})
+    client.as_app("POST", f"/app/hook/deliveries/{delivery.id}/attempts")
+    client.as_app("POST", "/app/hook/deliveries/1/attempts")  # 404
     client.call("GET", f"/repos/acme/app/actions/jobs/{job}", token)
     client.call("GET", "/repos/acme/app/actions/jobs/1", token)
     client.call("GET", "/repos/actions/runner/releases/latest")
