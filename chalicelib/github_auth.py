@@ -81,11 +81,14 @@ class AppAuth:
                 self._credentials = load_app_credentials(self.ssm, self.id_name, self.key_name)
             return self._credentials
 
-    def _app_call(self, method: str, template: str, path: Mapping[str, str | int],
-                  accept: tuple[int, ...] = (), body: Any = None) -> Any:
+    def app_call(self, method: str, template: str, path: Mapping[str, str | int] | None = None,
+                 accept: tuple[int, ...] = (), body: Any = None,
+                 query: Mapping[str, str | int] | None = None) -> Any:
+        """One call authenticated as the App itself (a JWT); a refused key is read again from
+        SSM once (see below)."""
         def send() -> Any:
             return self.http.request(
-                method, template, path, bucket="app", accept=accept, body=body,
+                method, template, path, bucket="app", accept=accept, body=body, query=query,
                 authorization="Bearer " + app_jwt(self.credentials, self.clock()),
             )
 
@@ -138,7 +141,7 @@ class AppAuth:
             repo_owner, _, repo = owner.partition("/")
             template, path = "/repos/{owner}/{repo}/installation", {"owner": repo_owner,
                                                                     "repo": repo}
-        response = self._app_call("GET", template, path, accept=(404,))
+        response = self.app_call("GET", template, path, accept=(404,))
         if response.status_code == 404:
             raise PermanentError(f"GET {template}: 404 the GitHub App is not installed on {owner}")
         installation = int(response.json()["id"])
@@ -171,7 +174,7 @@ class AppAuth:
         template = "/app/installations/{installation_id}/access_tokens"
         path = {"installation_id": installation}
         asked = self.permissions
-        response = self._app_call("POST", template, path, accept=(404, 422),
+        response = self.app_call("POST", template, path, accept=(404, 422),
                                   body={"permissions": asked} if asked else None)
         if response.status_code == 422 and asked:
             # The App lacks one of them (actions:read while the queued check is on, say): a
@@ -180,7 +183,7 @@ class AppAuth:
                         installation_id=installation, asked=asked,
                         reason=github_message(response))
             self.permissions = None
-            response = self._app_call("POST", template, path, accept=(404,))
+            response = self.app_call("POST", template, path, accept=(404,))
         elif response.status_code == 422:
             raise PermanentError(f"POST {template}: 422 {github_message(response)}")
         if response.status_code == 404:

@@ -235,8 +235,24 @@ def run_scale_down(remaining_seconds: float, now: datetime | None = None) -> Sca
              terminated=len(report.terminated), kept_busy=len(report.kept_busy),
              failed=len(report.failed), tokens_deleted=len(tokens),
              owners_failed=report.owners_failed, failed_steps=report.failed_steps)
+    if settings.enable_webhook_redelivery:
+        _redeliver_failed_jobs(github, run.now)
     github.log_summary()
     return report
+
+
+def _redeliver_failed_jobs(github: GitHubClient, now: datetime) -> None:
+    """The optional redelivery step (see webhook_redelivery): best effort, never a failed run."""
+    from chalicelib.github_deliveries import WebhookDeliveries
+    from chalicelib.webhook_redelivery import redeliver_failed_jobs
+
+    try:
+        plan = redeliver_failed_jobs(WebhookDeliveries(github.auth), now)
+    except GhrError as error:
+        log.error("webhook redelivery failed", error=str(error))
+        metrics.put("WebhookRedeliveryFailed", 1)
+        return
+    metrics.put("WebhooksRedelivered", len(plan.redeliver))
 
 
 def _merge(first: Sequence[Runner], second: Sequence[Runner]) -> list[Runner]:

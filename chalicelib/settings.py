@@ -97,6 +97,7 @@ class Settings:
     repository_allow_list: tuple[str, ...] = ()
     runner_binaries_bucket: str = ""
     webhook_max_body_bytes: int = 1024 * 1024
+    enable_webhook_redelivery: bool = False
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
@@ -317,6 +318,7 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
             "RUNNER_ARCHITECTURE", "x64", _choice(RUNNER_ARCHITECTURES)
         )),
         repository_allow_list=allow_list,
+        enable_webhook_redelivery=r.get("ENABLE_WEBHOOK_REDELIVERY", False, _bool),
         runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
         webhook_max_body_bytes=max_body,
     )

@@ -65,6 +65,7 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "RUNNER_OS": Param("RunnerOs"),
     "RUNNER_ARCHITECTURE": Param("RunnerArchitecture"),
     "REPOSITORY_ALLOW_LIST": Param("RepositoryAllowList"),
+    "ENABLE_WEBHOOK_REDELIVERY": Param("EnableWebhookRedelivery"),
     "RUNNER_BINARIES_BUCKET": Output("RunnerBinariesBucketName"),
 }
 
