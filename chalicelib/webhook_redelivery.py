@@ -4,7 +4,8 @@ GitHub never redelivers a failed delivery by itself. A `workflow_job` "queued" e
 did not take (a cold start past GitHub's 10 s, the queue throttled, a deploy in progress) leaves
 its job waiting for a runner that is never launched. With ENABLE_WEBHOOK_REDELIVERY, scale-down
 reads the App webhook's deliveries of the last WINDOW_MINUTES and asks GitHub to redeliver each
-queued event that has no successful delivery, MAX_REDELIVERIES times at most. A redelivery goes
+queued event that has no successful delivery and whose last failure may pass on another try (no
+answer, 5xx, 429), MAX_REDELIVERIES times at most and MAX_PER_RUN events a run. A redelivery goes
 through the webhook like the original (signature, allow-list, queue), and scale-up's queued check
 drops a job that found a runner meanwhile.
 """
@@ -25,6 +26,9 @@ log = get_logger(__name__)
 # redeliveries the earlier ones asked for.
 WINDOW_MINUTES = 15
 MAX_REDELIVERIES = 3
+# A bound on one run's redeliveries, so that a webhook down for long is recovered at a pace
+# GitHub's limits on the App allow.
+MAX_PER_RUN = 50
 
 
 @dataclass(frozen=True)
@@ -35,24 +39,33 @@ class RedeliveryPlan:
     given_up: tuple[str, ...]
 
 
-def plan_redeliveries(deliveries: Sequence[Delivery],
-                      max_redeliveries: int = MAX_REDELIVERIES) -> RedeliveryPlan:
-    """Which queued-job events to redeliver: those without a successful attempt, through their
-    newest attempt, unless redelivered `max_redeliveries` times already."""
+def transient(status_code: int) -> bool:
+    """Whether a delivery's answer may change on another try: none at all (GitHub's timeout), a
+    5xx or a 429. A 4xx (bad signature, malformed, too large) would only be refused again."""
+    return status_code == 0 or status_code == 429 or status_code >= 500
+
+
+def plan_redeliveries(deliveries: Sequence[Delivery], max_redeliveries: int = MAX_REDELIVERIES,
+                      max_per_run: int = MAX_PER_RUN) -> RedeliveryPlan:
+    """Which queued-job events to redeliver: those without a successful attempt whose newest
+    attempt failed transiently, through that attempt, unless redelivered `max_redeliveries`
+    times already; the oldest `max_per_run` first."""
     by_event: dict[str, list[Delivery]] = {}
     for delivery in deliveries:
         if delivery.event == "workflow_job" and delivery.action == "queued":
             by_event.setdefault(delivery.guid, []).append(delivery)
-    redeliver: list[int] = []
+    redeliver: list[Delivery] = []
     given_up: list[str] = []
     for guid, attempts in by_event.items():
-        if any(a.succeeded for a in attempts):
+        newest = max(attempts, key=lambda a: (a.delivered_at, a.id))
+        if any(a.succeeded for a in attempts) or not transient(newest.status_code):
             continue
         if sum(a.redelivery for a in attempts) >= max_redeliveries:
             given_up.append(guid)
             continue
-        redeliver.append(max(attempts, key=lambda a: (a.delivered_at, a.id)).id)
-    return RedeliveryPlan(tuple(sorted(redeliver)), tuple(sorted(given_up)))
+        redeliver.append(newest)
+    oldest_first = sorted(redeliver, key=lambda a: (a.delivered_at, a.id))[:max_per_run]
+    return RedeliveryPlan(tuple(a.id for a in oldest_first), tuple(sorted(given_up)))
 
 
 def redeliver_failed_jobs(deliveries: WebhookDeliveries, now: datetime) -> RedeliveryPlan:

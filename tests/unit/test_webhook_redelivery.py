@@ -42,3 +42,15 @@ def test_an_event_redelivered_as_often_as_allowed_is_given_up() -> None:
     plan = plan_redeliveries(attempts, max_redeliveries=3)
     assert plan.redeliver == () and plan.given_up == ("a",)
     assert plan_redeliveries(attempts[:3], max_redeliveries=3).redeliver == (attempts[2].id,)
+
+
+def test_a_delivery_refused_with_a_4xx_is_not_redelivered() -> None:
+    plan = plan_redeliveries([attempt("a", 401), attempt("b", 413), attempt("c", 429),
+                              attempt("d", 0)])
+    assert len(plan.redeliver) == 2  # the 429 and the unanswered one
+
+
+def test_one_run_redelivers_the_oldest_events_first_up_to_its_bound() -> None:
+    attempts = [attempt(f"e{n}", 502, at=100 + n) for n in range(5)]
+    plan = plan_redeliveries(list(reversed(attempts)), max_per_run=2)
+    assert plan.redeliver == (attempts[0].id, attempts[1].id)
