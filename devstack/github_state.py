@@ -16,9 +16,8 @@ from collections.abc import Callable
 from typing import Any
 
 from devstack.github_auth import random_token
+from devstack.github_installations import TOKEN_TTL, GitHubInstallations
 from devstack.github_records import (
-    APP_PERMISSIONS,
-    LEVELS,
     ApiError,
     Counters,
     InstallationRecord,
@@ -27,10 +26,8 @@ from devstack.github_records import (
     RunnerGroupRecord,
     RunnerRecord,
     ScopeToken,
-    grants,
 )
 
-TOKEN_TTL = 3600.0  # installation, registration and remove tokens all live one hour
 DEFAULT_RUNNER_VERSION = "2.321.0"
 DEFAULT_GROUP_ID = 1
 # Labels GitHub gives a runner configured with config.sh (unless --no-default-labels).
@@ -39,7 +36,7 @@ DEFAULT_RUNNER_LABELS = ("self-hosted", "Linux", "X64")
 JobEventHook = Callable[[str, dict[str, Any]], None]
 
 
-class GitHubState:
+class GitHubState(GitHubInstallations):
     """Installations, tokens, jobs, runners and groups of one fake GitHub, and their rules."""
 
     def __init__(self) -> None:
@@ -59,94 +56,6 @@ class GitHubState:
         self.jit_configs: dict[str, int] = {}  # encoded config -> runner id, until used
         self.runner_version = DEFAULT_RUNNER_VERSION
         self.jwt_ids: list[str | None] = []
-
-    # -- installations and tokens ---------------------------------------------------------------
-
-    def add_installation(
-        self, owner: str, account_type: str = "Organization", installation_id: int | None = None,
-        permissions: dict[str, str] | None = None,
-    ) -> int:
-        """Install the App on `owner` (granting all the App asks for, or `permissions`); returns
-        the installation id."""
-        if account_type not in ("Organization", "User"):
-            raise ValueError("account_type must be 'Organization' or 'User'")
-        with self.lock:
-            new_id = installation_id or self.counters.next("installation")
-            self.installations[owner.lower()] = InstallationRecord(
-                id=new_id,
-                owner=owner,
-                account_type=account_type,
-                account_id=self.counters.next("account"),
-                created_at=self.clock(),
-                permissions=dict(APP_PERMISSIONS if permissions is None else permissions),
-            )
-            return new_id
-
-    def remove_installation(self, owner: str) -> None:
-        """Uninstall the App from `owner`; its tokens stop working."""
-        with self.lock:
-            record = self.installations.pop(owner.lower(), None)
-            if record is not None:
-                self.revoke_tokens(record.id)
-
-    def installation_for(self, owner: str) -> InstallationRecord | None:
-        """The installation on `owner`, if any."""
-        with self.lock:
-            return self.installations.get(owner.lower())
-
-    def installation_by_id(self, installation_id: int) -> InstallationRecord | None:
-        """The installation with this id, if any."""
-        with self.lock:
-            return next((i for i in self.installations.values() if i.id == installation_id), None)
-
-    def mint_installation_token(
-        self, installation_id: int, permissions: dict[str, str] | None = None
-    ) -> tuple[str, float, dict[str, str]]:
-        """A new installation token, its expiry (epoch) and permissions: those asked for, which
-        the installation must grant (422 otherwise), or all the installation's."""
-        with self.lock:
-            record = self.installation_by_id(installation_id)
-            if record is None:
-                raise ApiError(404, "Not Found")
-            if permissions is None:
-                carried = dict(record.permissions)
-            else:
-                for name, level in permissions.items():
-                    if level not in LEVELS or not grants(record.permissions, name, level):
-                        raise ApiError(
-                            422, "The permissions requested are not granted to this installation."
-                        )
-                # Metadata read comes with every token.
-                carried = {"metadata": "read", **permissions}
-            token = random_token("ghs_")
-            expires_at = self.clock() + TOKEN_TTL
-            self.installation_tokens[token] = InstallationToken(installation_id, expires_at,
-                                                                carried)
-            return token, expires_at, dict(carried)
-
-    def token_permissions(self, token: str) -> dict[str, str]:
-        """The permissions an installation token carries (none if it is unknown)."""
-        with self.lock:
-            minted = self.installation_tokens.get(token)
-            return dict(minted.permissions) if minted is not None else {}
-
-    def token_installation(self, token: str) -> InstallationRecord:
-        """The installation an installation token acts for; ApiError 401 if unknown or expired."""
-        with self.lock:
-            minted = self.installation_tokens.get(token)
-            if minted is None or minted.expires_at <= self.clock():
-                raise ApiError(401, "Bad credentials")
-            record = self.installation_by_id(minted.installation_id)
-            if record is None:
-                raise ApiError(401, "Bad credentials")
-            return record
-
-    def revoke_tokens(self, installation_id: int) -> None:
-        """Invalidate every installation token of `installation_id`."""
-        with self.lock:
-            for token, minted in list(self.installation_tokens.items()):
-                if minted.installation_id == installation_id:
-                    del self.installation_tokens[token]
 
     def mint_scope_token(self, scope: str, kind: str) -> tuple[str, float]:
         """A registration or remove token for runner scope `scope`, valid one hour."""
