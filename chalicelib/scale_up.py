@@ -95,7 +95,8 @@ class ScaleUp:
         metrics.put("JobsReceived", len(batch.received))
         receive_counts = {r.job.message_id: r.receive_count for r in batch.received}
         groups, dropped = group_jobs((r.job for r in batch.received),
-                                     self.settings.enable_organization_runners)
+                                     self.settings.enable_organization_runners,
+                                     launched_before=self.ledger.recent_jobs(self.clock()))
         for item in dropped:
             log.info("message dropped", message_id=item.message_id, job_id=item.job_id,
                      reason=item.reason)
@@ -162,6 +163,8 @@ class ScaleUp:
         )
         self.ledger.record(group.owner, group.runner_type, outcome.running, self.clock())
         result = settle(plan.launch, len(outcome.ready), outcome.retryable_shortfall)
+        jobs = {job.message_id: (job.full_repo, job.id) for job in group.jobs}
+        self.ledger.record_jobs((jobs[m] for m in result.launched), self.clock())
         log.info("scale-up result", owner=group.owner, launched=len(result.launched),
                  instance_ids=list(outcome.ready), retrying=len(result.retry),
                  consumed=len(result.consume), terminated=list(outcome.terminated),

@@ -6,7 +6,7 @@ No I/O, no clock, no settings object: inputs are plain values, outputs are froze
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.models import JobMessage, RunnerType
@@ -16,6 +16,7 @@ NO_CAP = -1
 USER_OWNED_REPO = "user-owned repository with organization runners"
 NOT_QUEUED = "job no longer queued"
 DUPLICATE_JOB = "another message of the batch carries the same job"
+LAUNCHED_BEFORE = "a runner was launched for this job minutes ago"
 OVER_CAP_REUSE = "over the cap; a running reuse runner will take the job"
 
 
@@ -56,9 +57,11 @@ def owner_of(job: JobMessage, organization_runners: bool) -> tuple[str, RunnerTy
     return job.repository_owner, "Org"
 
 
-def group_jobs(jobs: Iterable[JobMessage],
-               organization_runners: bool) -> tuple[tuple[Group, ...], tuple[Dropped, ...]]:
-    """Group jobs by owner (in arrival order); drop user repos (org runners) and repeats."""
+def group_jobs(jobs: Iterable[JobMessage], organization_runners: bool,
+               launched_before: Collection[tuple[str, int]] = (),
+               ) -> tuple[tuple[Group, ...], tuple[Dropped, ...]]:
+    """Group jobs by owner (in arrival order); drop user repos (org runners) and repeats, in the
+    batch or of the `(repository, job id)`s `launched_before`."""
     groups: dict[tuple[str, RunnerType], list[JobMessage]] = {}
     dropped: list[Dropped] = []
     seen: set[tuple[str, int]] = set()
@@ -66,6 +69,9 @@ def group_jobs(jobs: Iterable[JobMessage],
         owner = owner_of(job, organization_runners)
         if owner is None:
             dropped.append(Dropped(job.message_id, job.id, USER_OWNED_REPO))
+            continue
+        if (job.full_repo, job.id) in launched_before:
+            dropped.append(Dropped(job.message_id, job.id, LAUNCHED_BEFORE))
             continue
         if (job.full_repo, job.id) in seen:
             # At-least-once delivery: one runner per job, whichever copy came first (P4).

@@ -197,9 +197,11 @@ def test_redelivered_batch_gets_a_fresh_client_token(scale_up: ScaleUpHarness) -
     scale_up.configure(**EPHEMERAL)
     scale_up.record_fleets()
     bodies = jobs(scale_up, 1)
+    # The first instance gets no registration, so it is terminated and the message retried.
+    scale_up.stack.aws_faults.fail_next("ssm", "PutParameter", "AccessDeniedException")
 
-    scale_up.invoke(*bodies, receive_count=1)
-    scale_up.invoke(*bodies, receive_count=2)
+    assert scale_up.invoke(*bodies, receive_count=1).failures == ["msg-0"]
+    assert scale_up.invoke(*bodies, receive_count=2).failures == []
 
     first, second = (call["ClientToken"] for call in scale_up.fleet_calls)
     assert first != second

@@ -1,6 +1,8 @@
-"""scale_up when EC2 does not list new instances yet: the container's recent launches count.
+"""scale_up and what its container launched minutes ago: instances EC2 does not list yet count
+against the cap, and jobs launched for are not launched for again.
 
-RELIABILITY R-UP-03 and FI-25 (DescribeInstances lags just after a launch); CONTRACT §5.1.
+RELIABILITY R-UP-03 and FI-25 (DescribeInstances lags just after a launch), R-Q-05 (a job's
+event twice); CONTRACT §5.1.
 """
 
 from __future__ import annotations
@@ -68,3 +70,19 @@ def test_once_ec2_lists_them_the_launches_are_counted_once(scale_up: ScaleUpHarn
     assert (plan["current"], plan["launching"]) == (2, 1)
     assert outcome.lines("recent launches not listed by EC2 yet") == []
     assert running(scale_up) == 3
+
+
+def test_a_job_launched_for_in_an_earlier_batch_is_not_launched_for_again(
+        scale_up: ScaleUpHarness) -> None:
+    # A delivery GitHub counted as failed after the webhook had queued it, then redelivered.
+    scale_up.configure(**EPHEMERAL_CAP_3)
+    [job] = add_jobs(scale_up, 1)
+    assert scale_up.invoke(job_body(job), prefix="first").failures == []
+
+    again = scale_up.invoke(job_body(job), prefix="again")
+
+    assert again.failures == []  # consumed, with its reason
+    [dropped] = again.lines("message dropped")
+    assert dropped["reason"] == "a runner was launched for this job minutes ago"
+    assert running(scale_up) == 1
+    assert scale_up.stack.aws_faults.count("ec2", "CreateFleet") == 1

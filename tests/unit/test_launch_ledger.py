@@ -31,3 +31,11 @@ def test_launches_older_than_the_window_are_forgotten() -> None:
     assert ledger.unlisted("acme", "Org", [], now=159.9) == 2
     assert ledger.unlisted("acme", "Org", [], now=160) == 1
     assert ledger.unlisted("acme", "Org", [], now=190) == 0
+
+
+def test_jobs_launched_for_are_remembered_for_the_job_window() -> None:
+    ledger = LaunchLedger(job_window=600)
+    ledger.record_jobs([("acme/app", 1), ("acme/app", 2)], now=100)
+
+    assert ledger.recent_jobs(now=699) == {("acme/app", 1), ("acme/app", 2)}
+    assert ledger.recent_jobs(now=700) == frozenset()

@@ -14,6 +14,7 @@ from chalicelib.launcher import config_arguments
 from chalicelib.models import JobMessage
 from chalicelib.scale_up_plan import (
     DUPLICATE_JOB,
+    LAUNCHED_BEFORE,
     USER_OWNED_REPO,
     client_token,
     group_jobs,
@@ -67,6 +68,16 @@ def test_group_jobs_drops_user_repos_and_repeated_jobs_with_reasons() -> None:
     assert [j.message_id for j in groups[0].jobs] == ["m-1"]
     assert [(d.message_id, d.reason) for d in dropped] == [("copy", DUPLICATE_JOB),
                                                            ("m-2", USER_OWNED_REPO)]
+
+
+def test_group_jobs_drops_jobs_launched_for_before() -> None:
+    first, again = make_job(1), make_job(2)
+
+    groups, dropped = group_jobs([first, again], True,
+                                 launched_before={(again.full_repo, again.id)})
+
+    assert [j.id for j in groups[0].jobs] == [1]
+    assert [(d.message_id, d.reason) for d in dropped] == [(again.message_id, LAUNCHED_BEFORE)]
 
 
 def test_group_installation_id_is_the_first_known_one() -> None:
