@@ -45,12 +45,8 @@ def test_trimmed_models_on_disk_are_what_the_script_writes() -> None:
 
 @pytest.mark.parametrize("service", ["ec2", "ssm", "sqs"])
 def test_trimmed_operations_match_botocores_full_model(
-    service: str, monkeypatch: pytest.MonkeyPatch
+    service: str, aws_env: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(name, value)
-    wiring.reset()
     trimmed = wiring.aws(service).meta.service_model
     full = botocore.session.get_session().get_service_model(service)
     operations = trimmer().OPERATIONS[service]
@@ -60,37 +56,25 @@ def test_trimmed_operations_match_botocores_full_model(
         assert structure(ours.input_shape) == structure(theirs.input_shape), name
         assert structure(ours.output_shape) == structure(theirs.output_shape), name
         assert ours.http == theirs.http and ours.metadata == theirs.metadata
-    wiring.reset()
 
 
-def test_the_loader_reads_only_the_trimmed_data(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    wiring.reset()
+def test_the_loader_reads_only_the_trimmed_data(aws_env: pytest.MonkeyPatch) -> None:
     wiring.aws("ssm")
     loader = wiring._botocore_session().get_component("data_loader")
     assert loader.search_paths == [str(wiring.AWS_MODELS)]
     assert sorted(loader.list_available_services("service-2")) == sorted(
         trimmer().OPERATIONS)
-    wiring.reset()
 
 
 @pytest.mark.parametrize("region", ["eu-west-1", "us-east-1", "cn-north-1", "us-gov-west-1",
                                     "us-iso-east-1", "ap-southeast-7"])
 @pytest.mark.parametrize("service", ["ec2", "ssm", "sqs"])
 def test_endpoints_resolve_as_with_botocores_own_data(
-    service: str, region: str, monkeypatch: pytest.MonkeyPatch
+    service: str, region: str, aws_env: pytest.MonkeyPatch
 ) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                        "AWS_DEFAULT_REGION": region}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    wiring.reset()
+    aws_env.setenv("AWS_DEFAULT_REGION", region)
     ours = wiring.aws(service).meta
     theirs = botocore.session.get_session().create_client(service).meta
     assert ours.endpoint_url == theirs.endpoint_url
     assert ours.partition == theirs.partition
     assert ours.service_model.signing_name == theirs.service_model.signing_name
-    wiring.reset()

@@ -10,14 +10,7 @@ import pytest
 
 from chalicelib import wiring
 
-
-@pytest.fixture(autouse=True)
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name, value in {"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "x",
-                        "AWS_DEFAULT_REGION": "eu-west-1"}.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-    wiring.reset()
+pytestmark = pytest.mark.usefixtures("aws_env")
 
 
 def test_after_reset_clients_follow_the_environment_even_if_os_environ_was_swapped(
@@ -35,7 +28,6 @@ def test_after_reset_clients_follow_the_environment_even_if_os_environ_was_swapp
     client = wiring.aws("ec2")
     assert client.meta.region_name == "us-east-1"
     assert client.meta.endpoint_url == "http://127.0.0.1:9"
-    wiring.reset()
 
 
 def test_a_client_is_built_once_per_container() -> None:
@@ -49,7 +41,6 @@ def test_the_s3_client_uses_botocores_whole_s3_model() -> None:
     s3 = wiring.aws("s3")
     assert "CreateMultipartUpload" in s3.meta.service_model.operation_names
     assert s3.meta.region_name == "eu-west-1"
-    wiring.reset()
 
 
 def test_when_the_trimmed_models_lack_a_file_the_client_uses_botocores_data(
@@ -65,4 +56,3 @@ def test_when_the_trimmed_models_lack_a_file_the_client_uses_botocores_data(
 
     assert client.meta.region_name == "eu-west-1"
     assert "trimmed AWS models incomplete" in caplog.text
-    wiring.reset()
