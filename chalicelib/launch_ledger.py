@@ -53,6 +53,7 @@ class LaunchLedger:
         """Remember `instance_ids` as launched for `owner` at `now` (a monotonic time)."""
         with self._lock:
             launched = self._launched.setdefault((owner, runner_type), {})
+            self._forget(launched, now)  # with no cap, nothing else reads (and prunes) it
             for instance_id in instance_ids:
                 launched[instance_id] = now
 
@@ -63,6 +64,9 @@ class LaunchLedger:
         seen = set(listed)
         with self._lock:
             launched = self._launched.get((owner, runner_type), {})
-            for instance_id in [i for i, at in launched.items() if now - at >= self.window]:
-                del launched[instance_id]
+            self._forget(launched, now)
             return sum(1 for instance_id in launched if instance_id not in seen)
+
+    def _forget(self, launched: dict[str, float], now: float) -> None:
+        for instance_id in [i for i, at in launched.items() if now - at >= self.window]:
+            del launched[instance_id]

@@ -39,3 +39,12 @@ def test_jobs_launched_for_are_remembered_for_the_job_window() -> None:
 
     assert ledger.recent_jobs(now=699) == {("acme/app", 1), ("acme/app", 2)}
     assert ledger.recent_jobs(now=700) == frozenset()
+
+
+def test_recording_forgets_what_is_past_the_window() -> None:
+    # With no cap nothing asks for the unlisted count, so recording must not only grow.
+    ledger = LaunchLedger(window=60)
+    ledger.record("acme", "Org", ["i-1"], now=100)
+    ledger.record("acme", "Org", ["i-2"], now=200)
+
+    assert ledger._launched[("acme", "Org")] == {"i-2": 200}
