@@ -13,9 +13,10 @@ drops a job that found a runner meanwhile.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from chalicelib.errors import GhrError
 from chalicelib.github_deliveries import WebhookDeliveries
 from chalicelib.logs import get_logger
 from chalicelib.models import Delivery
@@ -69,14 +70,22 @@ def plan_redeliveries(deliveries: Sequence[Delivery], max_redeliveries: int = MA
 
 
 def redeliver_failed_jobs(deliveries: WebhookDeliveries, now: datetime) -> RedeliveryPlan:
-    """Redeliver the queued-job events of the window that never reached the webhook."""
+    """Redeliver the queued-job events of the window that never reached the webhook; the plan,
+    with the redeliveries GitHub accepted."""
     since = (now - timedelta(minutes=WINDOW_MINUTES)).timestamp()
     recent = deliveries.since(since)
     plan = plan_redeliveries(recent)
     for guid in plan.given_up:
         log.error("webhook delivery given up", guid=guid, redeliveries=MAX_REDELIVERIES)
+    asked: list[int] = []
     for delivery_id in plan.redeliver:
-        deliveries.redeliver(delivery_id)
-    log.info("webhook redelivery", deliveries=len(recent), redelivered=list(plan.redeliver),
-             given_up=len(plan.given_up))
-    return plan
+        try:
+            deliveries.redeliver(delivery_id)
+        except GhrError as error:
+            # One delivery GitHub will not redeliver (gone, say) does not stop the others.
+            log.warning("webhook redelivery refused", delivery_id=delivery_id, error=str(error))
+            continue
+        asked.append(delivery_id)
+    log.info("webhook redelivery", deliveries=len(recent), redelivered=asked,
+             refused=len(plan.redeliver) - len(asked), given_up=len(plan.given_up))
+    return replace(plan, redeliver=tuple(asked))

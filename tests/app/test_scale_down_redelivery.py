@@ -59,3 +59,16 @@ def test_a_failing_delivery_log_is_logged_and_does_not_fail_scale_down(
         invoke_scale_down()  # does not raise
 
     assert "webhook redelivery failed" in caplog.text
+
+
+def test_one_refused_redelivery_does_not_stop_the_others(
+        stack: Any, redelivery: None, caplog: pytest.LogCaptureFixture) -> None:
+    log = stack.github.deliveries
+    first = log.add(stack.github.clock() - 90, status_code=502)
+    second = log.add(stack.github.clock() - 60, status_code=502)
+    stack.github.fail_next("POST /app/hook/deliveries/{delivery_id}/attempts", n=1, status=422)
+
+    invoke_scale_down()
+
+    assert "webhook redelivery refused" in caplog.text
+    assert log.redelivered == [second.id] and first.id not in log.redelivered
