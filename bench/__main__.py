@@ -32,18 +32,23 @@ WORKLOADS = (
         "cold_start", "Cold start and deployment package", _lazy("bench.cold_start",
                                                                  "bench_cold_start"),
         runs=1,  # the workload itself measures 9 fresh interpreters and reports medians
-        targets=(Target("package_zipped_mb", "<", 10), Target("cold_start_total_ms", "<", 300)),
+        targets=(Target("package_zipped_mb", "<", 10),
+                 Target("cold_start_slowest_function_ms", "<", 300)),
         about="The package as shipped: `chalice package`, then scripts/precompile_package.py adds "
               "bytecode. Then, 9 times, a fresh interpreter (`-S -B`: it writes no bytecode, as "
               "on Lambda's read-only file system) over the unzipped package with the runtime's "
               "boto3 after it. The standard-library modules the runtime's bootstrap "
               "(awslambdaric) imports before the handler's module (logging, json, datetime, "
               "decimal, concurrent.futures...) are imported first and not counted; then, "
-              "counted: `import app`, import the handler modules, build settings, the "
-              "ec2/ssm/sqs clients and the GitHub client. Peak memory is the child's max RSS. "
-              "The same is measured over chalice's package without bytecode (what `chalice "
-              "deploy` ships), and for one function's container alone (`scale_up`: its module, "
-              "settings, ec2, ssm, GitHub; `webhook`: its module, settings, ssm, sqs).",
+              "counted: `import app`, the function's handler module, its settings and its "
+              "clients (`scale_up`, `scale_down`: ec2, ssm, GitHub; `adjust_pool`: ec2, ssm, "
+              "sqs, GitHub; `webhook`: ssm, sqs). Each function runs in Lambda containers of "
+              "its own, so the target is on the slowest function's container. "
+              "`cold_start_total_ms` (with its parts `import_app_ms`, "
+              "`import_handler_modules_ms`, `construct_dependencies_ms`) builds every "
+              "handler's at once, which no container does: an upper bound, also measured over "
+              "chalice's package without bytecode (what `chalice deploy` ships). Peak memory "
+              "is the child's max RSS.",
     ),
     Workload(
         "burst_reuse", "Scale-up: burst of 100 jobs, one org, reuse runners",
