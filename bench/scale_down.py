@@ -9,13 +9,13 @@ answered and every AWS call devstack's endpoint saw during the run.
 
 from __future__ import annotations
 
-import atexit
-import os
 import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from bench.common import Figures
+from bench.stack import function_environment, shared_devstack
 from chalicelib import wiring
 from chalicelib.models import (
     APPLICATION,
@@ -30,20 +30,6 @@ ORG = "acme"
 RUNNERS = 200
 IDLE = 50
 STALE_TOKENS = 5
-_stack: list[Any] = []
-
-
-def _devstack() -> Any:
-    """One devstack for every run of this workload in the process."""
-    if not _stack:
-        from devstack import Devstack
-
-        stack = Devstack.start(validate_github=False)
-        atexit.register(stack.stop)
-        _stack.append(stack)
-    return _stack[0]
-
-
 def _world(stack: Any) -> tuple[list[str], set[str]]:
     """200 running instances with registered runners; returns (all ids, idle ids)."""
     deployment = stack.deployment
@@ -81,17 +67,14 @@ def _time_describe(client: Any) -> list[float]:
     return durations
 
 
-def bench_scale_down_200() -> dict[str, float | int | str]:
+def bench_scale_down_200() -> Figures:
     """Run one scale-down over the 200-runner world; its call counts, wall time and outcome."""
     from chalicelib.scale_down import run_scale_down
 
-    stack = _devstack()
+    stack = shared_devstack()
     stack.reset()
     stack.deploy()
-    saved = dict(os.environ)
-    os.environ.update(stack.env())
-    wiring.reset()
-    try:
+    with function_environment(stack):
         ids, idle = _world(stack)
         # Warm the container: App credentials (SSM), installation id and token (2 GitHub calls).
         stack.aws_faults.reset()
@@ -133,10 +116,6 @@ def bench_scale_down_200() -> dict[str, float | int | str]:
             "cold_extra_github_calls": cold_github,
             "cold_extra_aws_calls": cold_aws,
         }
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
 
 
 if __name__ == "__main__":

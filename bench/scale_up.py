@@ -13,54 +13,21 @@ cold container would spend are reported as `*_per_runner_cold`.
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import functools
 import io
 import json
-import os
 import time
 from collections import Counter, deque
-from collections.abc import Iterator
 from typing import Any
 
+from bench.common import Figures
+from bench.stack import function_environment, shared_devstack
 from chalicelib.github_limits import WRITE_WINDOW_SECONDS, WRITES_PER_WINDOW
 
 ORG = "acme"
 BATCH = 10
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:github-runners-queued-builds"
-_stack: list[Any] = []
-
-Figures = dict[str, float | int | str]
-
-
-def _devstack() -> Any:
-    """One devstack for every burst of the process."""
-    if not _stack:
-        from devstack import Devstack
-
-        stack = Devstack.start(validate_github=False)
-        atexit.register(stack.stop)
-        _stack.append(stack)
-    return _stack[0]
-
-
-@contextlib.contextmanager
-def _environment(stack: Any, **overrides: str) -> Iterator[None]:
-    """The function's environment pointed at devstack, restored afterwards."""
-    from chalicelib import wiring
-
-    saved = dict(os.environ)
-    os.environ.update(stack.env(**overrides))
-    wiring.reset()
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
-        wiring.reset()
-
-
 def _record(n: int, body: dict[str, Any], receive_count: int) -> dict[str, Any]:
     return {"messageId": f"msg-{n}", "receiptHandle": f"handle-{n}", "body": json.dumps(body),
             "attributes": {"ApproximateReceiveCount": str(receive_count)},
@@ -82,7 +49,7 @@ def _client() -> Any:
 
 def _burst(orgs: list[str], n: int, **env: str) -> Figures:
     """Queue `n` jobs spread over `orgs`, drain the queue through scale_up, count the calls."""
-    stack = _devstack()
+    stack = shared_devstack()
     stack.reset()
     stack.deploy()
     # devstack's subnets are /24s, and moto fills the first override's subnet before failing;
@@ -101,8 +68,8 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
                        "repositoryOwner": org, "installationId": installations[org],
                        "repoOwnerType": "Organization", "labels": ["self-hosted", "linux"]})
     logged = io.StringIO()
-    with _environment(stack, ENABLE_ORGANIZATION_RUNNERS="true", **env), _client() as client, \
-            contextlib.redirect_stdout(logged):
+    with function_environment(stack, ENABLE_ORGANIZATION_RUNNERS="true", **env), \
+            _client() as client, contextlib.redirect_stdout(logged):
         from chalicelib import wiring
 
         # Warm the container as an earlier invocation would have: boto3 clients, App
