@@ -74,7 +74,8 @@ def bench_scale_down_200() -> Figures:
     stack = shared_devstack()
     stack.reset()
     stack.deploy()
-    with function_environment(stack):
+    # An org-runner deployment, as the world is: its tokens are limited to org runners.
+    with function_environment(stack, ENABLE_ORGANIZATION_RUNNERS="true"):
         ids, idle = _world(stack)
         # Warm the container: App credentials (SSM), installation id and token (2 GitHub calls).
         stack.aws_faults.reset()
