@@ -2,16 +2,34 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from chalicelib.github_auth import AppAuth, expiry_epoch
-from chalicelib.models import Delivery
 
 # 100 deliveries a page: ten pages cover 1,000 deliveries (about 330 jobs, as each job is
 # delivered queued, in progress and completed).
 MAX_PAGES = 10
 DELIVERIES = "/app/hook/deliveries"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """One delivery attempt of the App's webhook, as GitHub lists it."""
+
+    id: int
+    guid: str
+    delivered_at: float
+    event: str
+    action: str | None
+    status_code: int
+    redelivery: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        """Whether the webhook answered 2xx."""
+        return 200 <= self.status_code < 300
 
 
 class WebhookDeliveries:

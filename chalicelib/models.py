@@ -91,21 +91,3 @@ class RunnerRelease:
     version: str
     filename: str
     download_url: str
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """One delivery attempt of the App's webhook, as GitHub lists it."""
-
-    id: int
-    guid: str
-    delivered_at: float
-    event: str
-    action: str | None
-    status_code: int
-    redelivery: bool = False
-
-    @property
-    def succeeded(self) -> bool:
-        """Whether the webhook answered 2xx."""
-        return 200 <= self.status_code < 300

@@ -17,9 +17,8 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from chalicelib.errors import GhrError
-from chalicelib.github_deliveries import WebhookDeliveries
+from chalicelib.github_deliveries import Delivery, WebhookDeliveries
 from chalicelib.logs import get_logger
-from chalicelib.models import Delivery
 
 log = get_logger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 
-from chalicelib.models import Delivery
+from chalicelib.github_deliveries import Delivery
 from chalicelib.webhook_redelivery import plan_redeliveries
 
 _ids = itertools.count(1)
