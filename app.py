@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chalice import Chalice, Response
+from chalice.app import Chalice, Response
 
 from chalicelib import logs, metrics, wiring
 from chalicelib.errors import ConfigError, RetryableError
@@ -32,7 +32,7 @@ def _start(function: str, context: Any) -> float:
 @app.on_sqs_message(queue=BUILD_QUEUE_NAME, batch_size=10)
 def scale_up(event: Any) -> dict[str, list[dict[str, str]]]:
     """Launch runners for the queued jobs of a batch; return the records to retry."""
-    from chalicelib.scale_up import handle_batch
+    from chalicelib.services.scale_up import handle_batch
 
     # An SQS event carries its Lambda context (app.lambda_context is set for HTTP only).
     remaining = _start("scale_up", getattr(event, "context", None))
@@ -55,7 +55,7 @@ def scale_up(event: Any) -> dict[str, list[dict[str, str]]]:
 @app.schedule(SCALE_DOWN_SCHEDULE)
 def scale_down(event: Any) -> None:
     """Deregister and terminate idle runners, clean up orphans, ghosts and stale tokens."""
-    from chalicelib.scale_down import run_scale_down
+    from chalicelib.services.scale_down import run_scale_down
 
     # A scheduled event carries its Lambda context (app.lambda_context is set for HTTP only).
     remaining = _start("scale_down", getattr(event, "context", None))
@@ -75,7 +75,7 @@ def scale_down(event: Any) -> None:
 @app.lambda_function()
 def adjust_pool(event: dict[str, Any], context: Any) -> None:
     """Top up the pool of idle org runners to `event["poolSize"]`."""
-    from chalicelib.pool import run_adjust_pool
+    from chalicelib.services.pool import run_adjust_pool
 
     remaining = _start("adjust_pool", context)
     try:
@@ -91,7 +91,7 @@ def adjust_pool(event: dict[str, Any], context: Any) -> None:
                                                         "application/x-www-form-urlencoded"])
 def webhook() -> Response:
     """Verify a GitHub `workflow_job` delivery and enqueue the queued job."""
-    from chalicelib.webhook import handle_delivery
+    from chalicelib.services.webhook import handle_delivery
 
     _start("webhook", app.lambda_context)
     request = app.current_request
@@ -104,7 +104,7 @@ def webhook() -> Response:
 @app.schedule(SYNC_SCHEDULE)
 def sync_runner_binaries(event: Any) -> None:
     """Cache the latest runner release in S3 so instances boot without GitHub downloads."""
-    from chalicelib.runner_binaries import run_sync
+    from chalicelib.services.runner_binaries import run_sync
 
     _start("sync_runner_binaries", getattr(event, "context", None))
     run_sync(wiring.settings("sync_runner_binaries"))

@@ -33,16 +33,17 @@ STAGE = "dev"
 # meets it (each function runs in containers of its own), or every handler's at once, which no
 # container does: an upper bound.
 PROFILES: dict[str, dict[str, Any]] = {
-    "all": {"modules": ["scale_up", "scale_down", "pool", "webhook"],
+    "all": {"modules": ["services.scale_up", "services.scale_down", "services.pool",
+                        "services.webhook"],
             "settings": ["scale_up", "scale_down", "adjust_pool", "webhook"],
             "services": ["ec2", "ssm", "sqs"], "github": "scale_up"},
-    "scale_up": {"modules": ["scale_up"], "settings": ["scale_up"],
+    "scale_up": {"modules": ["services.scale_up"], "settings": ["scale_up"],
                  "services": ["ec2", "ssm"], "github": "scale_up"},
-    "scale_down": {"modules": ["scale_down"], "settings": ["scale_down"],
+    "scale_down": {"modules": ["services.scale_down"], "settings": ["scale_down"],
                    "services": ["ec2", "ssm"], "github": "scale_down"},
-    "adjust_pool": {"modules": ["pool"], "settings": ["adjust_pool"],
+    "adjust_pool": {"modules": ["services.pool"], "settings": ["adjust_pool"],
                     "services": ["ec2", "ssm", "sqs"], "github": "adjust_pool"},
-    "webhook": {"modules": ["webhook"], "settings": ["webhook"],
+    "webhook": {"modules": ["services.webhook"], "settings": ["webhook"],
                 "services": ["ssm", "sqs"], "github": None},
 }
 FUNCTIONS = ("scale_up", "scale_down", "adjust_pool", "webhook")

@@ -69,7 +69,7 @@ def _time_describe(client: Any) -> list[float]:
 
 def bench_scale_down_200() -> Figures:
     """Run one scale-down over the 200-runner world; its call counts, wall time and outcome."""
-    from chalicelib.scale_down import run_scale_down
+    from chalicelib.services.scale_down import run_scale_down
 
     stack = shared_devstack()
     stack.reset()

@@ -23,7 +23,7 @@ from typing import Any
 
 from bench.common import Figures
 from bench.stack import function_environment, shared_devstack
-from chalicelib.github_limits import WRITE_WINDOW_SECONDS, WRITES_PER_WINDOW
+from chalicelib.github.limits import WRITE_WINDOW_SECONDS, WRITES_PER_WINDOW
 
 ORG = "acme"
 BATCH = 10

@@ -11,8 +11,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
-from chalicelib.cron import Cron, CronError, parse_cron
 from chalicelib.errors import ConfigError
+from chalicelib.rules.cron import Cron, CronError, parse_cron
 
 FunctionName = Literal[
     "scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"

@@ -15,7 +15,7 @@ from chalicelib.logs import get_logger
 from chalicelib.settings import FunctionName, Settings, load_settings
 
 if TYPE_CHECKING:
-    from chalicelib.github import GitHubClient
+    from chalicelib.github.client import GitHubClient
 
 log = get_logger(__name__)
 _settings: dict[str, Settings] = {}
@@ -124,8 +124,8 @@ def cached(name: str, build: Callable[[], T]) -> T:
 def github(function: FunctionName) -> GitHubClient:
     """The GitHub App client, one per container: it holds the token and installation caches."""
     if "client" not in _github:
-        from chalicelib.github import GitHubClient
-        from chalicelib.github_auth import token_permissions
+        from chalicelib.github.auth import token_permissions
+        from chalicelib.github.client import GitHubClient
 
         values = settings(function)
         _github["client"] = GitHubClient(values, aws("ssm"),

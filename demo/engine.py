@@ -199,7 +199,8 @@ def _warm_up() -> None:
 
     from chalicelib import wiring
 
-    for module in ("chalicelib.scale_up", "chalicelib.scale_down", "chalicelib.webhook"):
+    for module in ("chalicelib.services.scale_up", "chalicelib.services.scale_down",
+                   "chalicelib.services.webhook"):
         importlib.import_module(module)
     for function in ("scale_up", "scale_down", "webhook"):
         wiring.settings(function)

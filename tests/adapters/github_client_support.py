@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from chalicelib.github import GitHubClient
+from chalicelib.github.client import GitHubClient
 from chalicelib.logs import JsonFormatter
 from chalicelib.settings import load_settings
 

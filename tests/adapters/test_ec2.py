@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.ec2 import (
+from chalicelib.aws.ec2 import (
     Ec2,
     FleetError,
     FleetRequest,

@@ -11,7 +11,7 @@ from github_client_support import ORG, ManualClock, RecordingSession, make_clien
 
 from chalicelib import wiring
 from chalicelib.errors import ConfigError, PermanentError
-from chalicelib.github import GitHubClient
+from chalicelib.github.client import GitHubClient
 from chalicelib.settings import load_settings
 
 INSTALLATION_ROUTE = "GET /orgs/{org}/installation"

@@ -25,8 +25,8 @@ from github_client_support import (
 
 from chalicelib import metrics
 from chalicelib.errors import PermanentError, RetryableError
-from chalicelib.github import GitHubClient
-from chalicelib.github_http import DEADLINE_MARGIN_SECONDS
+from chalicelib.github.client import GitHubClient
+from chalicelib.github.http import DEADLINE_MARGIN_SECONDS
 
 JIT = "POST /orgs/{org}/actions/runners/generate-jitconfig"
 REGISTRATION = "POST /orgs/{org}/actions/runners/registration-token"

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from github_client_support import ManualClock, make_client
 
-from chalicelib.github_deliveries import WebhookDeliveries
+from chalicelib.github.deliveries import WebhookDeliveries
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ import pytest
 from github_client_support import ORG, ManualClock, make_client
 
 from chalicelib.errors import PermanentError
-from chalicelib.github import GitHubClient
+from chalicelib.github.client import GitHubClient
 
 
 @pytest.fixture

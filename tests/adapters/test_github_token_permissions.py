@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 from github_client_support import ORG, ManualClock
 
-from chalicelib.github import GitHubClient
-from chalicelib.github_auth import token_permissions
-from chalicelib.github_http import GitHubForbidden
+from chalicelib.github.auth import token_permissions
+from chalicelib.github.client import GitHubClient
+from chalicelib.github.http import GitHubForbidden
 from chalicelib.settings import load_settings
 
 TOKENS_ROUTE = "POST /app/installations/{installation_id}/access_tokens"

@@ -13,7 +13,7 @@ import requests
 from chalicelib import wiring
 from chalicelib.errors import PermanentError, RetryableError
 from chalicelib.models import RunnerRelease
-from chalicelib.runner_binaries import (
+from chalicelib.services.runner_binaries import (
     VERSION_METADATA_KEY,
     object_key,
     run_sync,

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from chalicelib.aws.ssm import Ssm, tier_for
 from chalicelib.errors import PermanentError, RetryableError
-from chalicelib.ssm import Ssm, tier_for
 
 PATH = "/github-action-runners/devstack/runners/tokens"
 

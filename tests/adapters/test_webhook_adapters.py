@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.aws.sqs import BuildJob, BuildQueue
 from chalicelib.errors import ConfigError, PermanentError, RetryableError
-from chalicelib.sqs import BuildJob, BuildQueue
-from chalicelib.webhook_secret import MIN_REFRESH_SECONDS, TTL_SECONDS, WebhookSecrets
+from chalicelib.services.webhook_secret import MIN_REFRESH_SECONDS, TTL_SECONDS, WebhookSecrets
 
 
 class Clock:

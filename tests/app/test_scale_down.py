@@ -16,8 +16,8 @@ from scale_down_support import (
     states,
 )
 
-from chalicelib import scale_down
 from chalicelib.errors import ConfigError, RetryableError
+from chalicelib.services import scale_down
 
 DELETE_ORG_RUNNER = "DELETE /orgs/{org}/actions/runners/{runner_id}"
 LIST_ORG_RUNNERS = "GET /orgs/{org}/actions/runners"

@@ -248,7 +248,7 @@ def test_ephemeral_jit_runner_runs_its_job_and_its_instance_ends(
 
 def test_unexpected_error_while_configuring_terminates_every_new_instance_and_retries(
         scale_up: ScaleUpHarness, monkeypatch: Any) -> None:
-    from chalicelib.github import GitHubClient
+    from chalicelib.github.client import GitHubClient
 
     def broken(*_: Any, **__: Any) -> Any:
         raise RuntimeError("an answer nobody expected")

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from webhook_support import Webhook, body_of, client, log_lines, payload_bytes, webhook
 
-from chalicelib.webhook_signature import sign
+from chalicelib.rules.signature import sign
 
 __all__ = ["client", "log_lines", "webhook"]
 

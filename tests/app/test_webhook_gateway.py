@@ -18,7 +18,7 @@ from chalice.local import LambdaContext
 from webhook_support import Webhook, client, headers, payload_bytes, webhook
 
 from app import app
-from chalicelib.webhook_signature import sign
+from chalicelib.rules.signature import sign
 
 __all__ = ["client", "webhook"]
 

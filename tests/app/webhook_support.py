@@ -14,7 +14,7 @@ from chalice.test import Client
 
 from app import app
 from chalicelib import logs
-from chalicelib.webhook_signature import sign
+from chalicelib.rules.signature import sign
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "webhooks"
 

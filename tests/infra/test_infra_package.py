@@ -117,7 +117,7 @@ def test_package_ships_bytecode_that_lambda_uses_without_checking_sources(
         names = set(archive.namelist())
         archive.extractall(tmp_path)
     tag = sys.implementation.cache_tag
-    for module in ("app", "chalicelib/scale_up", "requests/sessions", "chalice/app"):
+    for module in ("app", "chalicelib/services/scale_up", "requests/sessions", "chalice/app"):
         folder, _, name = module.rpartition("/")
         prefix = f"{folder}/" if folder else ""
         assert f"{prefix}__pycache__/{name}.{tag}.pyc" in names, module

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from chalicelib.cron import CronError, parse_cron
+from chalicelib.rules.cron import CronError, parse_cron
 
 
 def at(text: str) -> datetime:

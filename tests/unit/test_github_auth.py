@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chalicelib.errors import ConfigError
-from chalicelib.github_app_key import AppCredentials, app_jwt, decode_private_key
-from chalicelib.github_auth import expiry_epoch
+from chalicelib.github.app_key import AppCredentials, app_jwt, decode_private_key
+from chalicelib.github.auth import expiry_epoch
 
 PARAMETER = "/ghr/app/key_base64"
 

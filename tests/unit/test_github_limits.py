@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from requests.structures import CaseInsensitiveDict
 
-from chalicelib.github_limits import (
+from chalicelib.github.limits import (
     SlidingWindowPacer,
     api_base_url,
     backoff_delay,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from chalicelib.cron import parse_cron
-from chalicelib.idle_windows import active_window
+from chalicelib.rules.cron import parse_cron
+from chalicelib.rules.idle_windows import active_window
 from chalicelib.settings import IdleWindow
 
 

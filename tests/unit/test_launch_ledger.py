@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from chalicelib.launch_ledger import LaunchLedger
+from chalicelib.services.launch_ledger import LaunchLedger
 
 
 def test_recent_launches_not_listed_are_counted() -> None:

@@ -16,8 +16,8 @@ def test_log_line_is_json_with_message_fields_and_bound_context(
     logs.configure("INFO")
     logs.clear()
     logs.bind(function="scale_up", request_id="r-1")
-    logs.get_logger("chalicelib.scale_up").info("scale-up plan", owner="acme", launching=3)
-    logs.get_logger("chalicelib.scale_up").debug("not shown")
+    logs.get_logger("chalicelib.services.scale_up").info("scale-up plan", owner="acme", launching=3)
+    logs.get_logger("chalicelib.services.scale_up").debug("not shown")
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
     assert len(lines) == 1
     entry = lines[0]

@@ -9,8 +9,8 @@ import pytest
 
 from chalicelib.errors import ConfigError
 from chalicelib.models import Instance, Runner
-from chalicelib.pool import pool_size_of
-from chalicelib.pool_plan import plan_pool
+from chalicelib.rules.pool import plan_pool
+from chalicelib.services.pool import pool_size_of
 from chalicelib.settings import Settings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

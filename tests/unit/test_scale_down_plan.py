@@ -7,9 +7,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from chalicelib.cron import parse_cron
 from chalicelib.models import TAG_BYPASS_REMOVAL, Instance, Runner, RunnerType
-from chalicelib.scale_down_plan import (
+from chalicelib.rules.cron import parse_cron
+from chalicelib.rules.scale_down import (
     ABSENT,
     OwnerKey,
     ScaleDownPlan,

@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from chalicelib.cron import parse_cron
 from chalicelib.models import TAG_BYPASS_REMOVAL, Instance, Runner
-from chalicelib.scale_down import _Run
-from chalicelib.scale_down_plan import ABSENT, LIVE_STATES, OwnerKey, plan_scale_down
+from chalicelib.rules.cron import parse_cron
+from chalicelib.rules.scale_down import ABSENT, LIVE_STATES, OwnerKey, plan_scale_down
+from chalicelib.services.scale_down import _Run
 from chalicelib.settings import IdleWindow, Settings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)

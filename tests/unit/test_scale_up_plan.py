@@ -9,10 +9,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.aws_errors import RETRYABLE_CODES
-from chalicelib.launcher import config_arguments
+from chalicelib.aws.errors import RETRYABLE_CODES
 from chalicelib.models import JobMessage
-from chalicelib.scale_up_plan import (
+from chalicelib.rules.scale_up import (
     DUPLICATE_JOB,
     LAUNCHED_BEFORE,
     USER_OWNED_REPO,
@@ -25,6 +24,7 @@ from chalicelib.scale_up_plan import (
     shortfall_retryable,
     wants_on_demand_failover,
 )
+from chalicelib.services.launcher import config_arguments
 from chalicelib.settings import Settings, load_settings
 
 

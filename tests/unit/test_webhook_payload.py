@@ -7,9 +7,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.job_metrics import job_timing, label_set, parse_time
-from chalicelib.sqs import BuildJob
-from chalicelib.webhook_payload import (
+from chalicelib.aws.sqs import BuildJob
+from chalicelib.rules.webhook_payload import (
     MAX_LABEL_LENGTH,
     MAX_LABELS,
     PayloadError,
@@ -18,6 +17,7 @@ from chalicelib.webhook_payload import (
     queued_job,
     repository_allowed,
 )
+from chalicelib.services.job_metrics import job_timing, label_set, parse_time
 
 
 def make_payload(**job: Any) -> dict[str, Any]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import itertools
 
-from chalicelib.github_deliveries import Delivery
-from chalicelib.webhook_redelivery import plan_redeliveries
+from chalicelib.github.deliveries import Delivery
+from chalicelib.services.redelivery import plan_redeliveries
 
 _ids = itertools.count(1)
 

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib import webhook_signature
-from chalicelib.webhook_signature import sign, verify
+from chalicelib.rules import signature as webhook_signature
+from chalicelib.rules.signature import sign, verify
 
 # From GitHub's "Validating webhook deliveries".
 GITHUB_SECRET = "It's a Secret to Everybody"

@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import error_code, translate
+from chalicelib.aws.errors import error_code, translate
 from chalicelib.logs import get_logger
 
 log = get_logger(__name__)

@@ -15,14 +15,13 @@ from contextvars import copy_context
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import metrics, wiring
-from chalicelib.ec2 import Ec2
+from chalicelib.aws.ec2 import Ec2
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
-from chalicelib.launch_ledger import LaunchLedger
-from chalicelib.launcher import launch_runners, parallel
 from chalicelib.logs import get_logger
 from chalicelib.messages import parse_batch
 from chalicelib.models import JobMessage, RunnerType
-from chalicelib.scale_up_plan import (
+from chalicelib.rules.scale_up import (
     NOT_QUEUED,
     OVER_CAP_REUSE,
     Group,
@@ -31,11 +30,12 @@ from chalicelib.scale_up_plan import (
     plan_scale_up,
     settle,
 )
+from chalicelib.services.launch_ledger import LaunchLedger
+from chalicelib.services.launcher import launch_runners, parallel
 from chalicelib.settings import Settings
-from chalicelib.ssm import Ssm
 
 if TYPE_CHECKING:
-    from chalicelib.github import GitHubClient
+    from chalicelib.github.client import GitHubClient
 
 log = get_logger(__name__)
 

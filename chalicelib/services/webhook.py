@@ -15,18 +15,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import job_metrics, logs, metrics, webhook_signature, wiring
+from chalicelib import logs, metrics, wiring
+from chalicelib.aws.sqs import BuildJob, BuildQueue
 from chalicelib.errors import ConfigError, PermanentError, RetryableError
-from chalicelib.settings import Settings
-from chalicelib.sqs import BuildJob, BuildQueue
-from chalicelib.webhook_payload import (
+from chalicelib.rules import signature as webhook_signature
+from chalicelib.rules.webhook_payload import (
     PayloadError,
     labels_match,
     parse_payload,
     queued_job,
     repository_allowed,
 )
-from chalicelib.webhook_secret import WebhookSecrets
+from chalicelib.services import job_metrics
+from chalicelib.services.webhook_secret import WebhookSecrets
+from chalicelib.settings import Settings
 
 DELIVERY_METRIC = "WebhookDeliveries"
 _MAX_HEADER_ECHO = 100

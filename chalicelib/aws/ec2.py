@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.aws_errors import is_retryable_code, translate
+from chalicelib.aws.errors import is_retryable_code, translate
 from chalicelib.logs import get_logger
 from chalicelib.models import (
     APPLICATION,

@@ -13,8 +13,8 @@ from datetime import datetime
 from typing import Any
 
 from chalicelib.errors import GhrError, PermanentError
-from chalicelib.github_app_key import AppCredentials, app_jwt, load_app_credentials, same_key
-from chalicelib.github_http import GitHubHttp, GitHubUnauthorized, github_message
+from chalicelib.github.app_key import AppCredentials, app_jwt, load_app_credentials, same_key
+from chalicelib.github.http import GitHubHttp, GitHubUnauthorized, github_message
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerType
 from chalicelib.settings import Settings

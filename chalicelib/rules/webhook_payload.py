@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalicelib.sqs import BuildJob
+from chalicelib.aws.sqs import BuildJob
 
 # Bounds on what a payload may ask for (RELIABILITY BI-04): GitHub itself caps a runner's labels
 # far lower; these only stop absurd input before it reaches the queue, logs or metrics.

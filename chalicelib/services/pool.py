@@ -14,13 +14,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chalicelib import metrics, wiring
-from chalicelib.ec2 import Ec2
+from chalicelib.aws.ec2 import Ec2
+from chalicelib.aws.sqs import BuildQueue
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
-from chalicelib.launcher import LaunchOutcome, launch_runners
 from chalicelib.logs import get_logger
-from chalicelib.pool_plan import PoolPlan, plan_pool
-from chalicelib.sqs import BuildQueue
-from chalicelib.ssm import Ssm
+from chalicelib.rules.pool import PoolPlan, plan_pool
+from chalicelib.services.launcher import LaunchOutcome, launch_runners
 
 log = get_logger(__name__)
 

@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, TypeVar
 
 from chalicelib import metrics
-from chalicelib.aws_errors import RETRYABLE_CODES
-from chalicelib.ec2 import Ec2, FleetError, FleetRequest, FleetResult
+from chalicelib.aws.ec2 import Ec2, FleetError, FleetRequest, FleetResult
+from chalicelib.aws.errors import RETRYABLE_CODES
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError, PermanentError, RetryableError
-from chalicelib.github_limits import web_base_url
+from chalicelib.github.limits import web_base_url
 from chalicelib.logs import get_logger
 from chalicelib.models import (
     APPLICATION,
@@ -31,12 +32,11 @@ from chalicelib.models import (
     TAG_TYPE,
     RunnerType,
 )
-from chalicelib.scale_up_plan import shortfall_retryable, wants_on_demand_failover
+from chalicelib.rules.scale_up import shortfall_retryable, wants_on_demand_failover
 from chalicelib.settings import Settings
-from chalicelib.ssm import Ssm
 
 if TYPE_CHECKING:
-    from chalicelib.github import GitHubClient
+    from chalicelib.github.client import GitHubClient
 
 log = get_logger(__name__)
 

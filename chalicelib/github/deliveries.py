@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from chalicelib.github_auth import AppAuth, expiry_epoch
+from chalicelib.github.auth import AppAuth, expiry_epoch
 
 # 100 deliveries a page: ten pages cover 1,000 deliveries (about 330 jobs, as each job is
 # delivered queued, in progress and completed).

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from chalicelib.idle_windows import active_window
 from chalicelib.models import Instance, Runner, RunnerType
+from chalicelib.rules.idle_windows import active_window
 from chalicelib.settings import Settings
 
 OwnerKey = tuple[str, RunnerType]

@@ -23,12 +23,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from chalicelib import metrics, wiring
-from chalicelib.ec2 import Ec2
+from chalicelib.aws.ec2 import Ec2
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, RetryableError
-from chalicelib.github import GitHubClient
+from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.models import Instance, Runner
-from chalicelib.scale_down_plan import (
+from chalicelib.rules.scale_down import (
     ABSENT,
     LIVE_STATES,
     OwnerKey,
@@ -38,7 +39,6 @@ from chalicelib.scale_down_plan import (
     plan_stale_tokens,
 )
 from chalicelib.settings import Settings
-from chalicelib.ssm import Ssm
 
 log = get_logger(__name__)
 
@@ -243,8 +243,8 @@ def run_scale_down(remaining_seconds: float, now: datetime | None = None) -> Sca
 
 def _redeliver_failed_jobs(github: GitHubClient, now: datetime) -> None:
     """The optional redelivery step (see webhook_redelivery): best effort, never a failed run."""
-    from chalicelib.github_deliveries import WebhookDeliveries
-    from chalicelib.webhook_redelivery import redeliver_failed_jobs
+    from chalicelib.github.deliveries import WebhookDeliveries
+    from chalicelib.services.redelivery import redeliver_failed_jobs
 
     try:
         plan = redeliver_failed_jobs(WebhookDeliveries(github.auth), now)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from chalicelib.errors import GhrError
-from chalicelib.github_deliveries import Delivery, WebhookDeliveries
+from chalicelib.github.deliveries import Delivery, WebhookDeliveries
 from chalicelib.logs import get_logger
 
 log = get_logger(__name__)

@@ -16,8 +16,8 @@ from urllib.parse import quote
 
 import requests
 
-from chalicelib import github_limits as limits
 from chalicelib.errors import PermanentError, RetryableError
+from chalicelib.github import limits
 from chalicelib.logs import get_logger
 
 log = get_logger(__name__)

@@ -16,9 +16,9 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import metrics
 from chalicelib.errors import PermanentError
-from chalicelib.github_auth import AppAuth, InstallationToken
-from chalicelib.github_http import GitHubForbidden, GitHubHttp, GitHubUnauthorized
-from chalicelib.github_limits import api_base_url
+from chalicelib.github.auth import AppAuth, InstallationToken
+from chalicelib.github.http import GitHubForbidden, GitHubHttp, GitHubUnauthorized
+from chalicelib.github.limits import api_base_url
 from chalicelib.logs import get_logger
 from chalicelib.models import JitConfig, Runner, RunnerRelease, RunnerType
 from chalicelib.settings import Settings

@@ -1,0 +1,1 @@
+"""Adapters of AWS services: each wraps an injected botocore client and speaks domain types."""
