@@ -1,5 +1,5 @@
 """The Chalice app: entry points of CONTRACT.md §1. Each parses its event, gets its dependencies
-from `chalicelib.wiring`, calls one service function and maps the result."""
+from `chalicelib.wiring` (its only caller), calls one service function and maps the result."""
 
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ def scale_up(event: Any) -> dict[str, list[dict[str, str]]]:
     remaining = _start("scale_up", getattr(event, "context", None))
     records = [record.to_dict() for record in event]
     try:
-        failed = handle_batch(records, remaining_seconds=remaining)
+        failed = handle_batch(records, wiring.scale_up(), remaining_seconds=remaining)
     except ConfigError as error:
         # Nothing can be launched without configuration: keep every message for retry (DLQ).
         log.error("configuration error", problems=error.problems)
@@ -60,7 +60,7 @@ def scale_down(event: Any) -> None:
     # A scheduled event carries its Lambda context (app.lambda_context is set for HTTP only).
     remaining = _start("scale_down", getattr(event, "context", None))
     try:
-        report = run_scale_down(remaining_seconds=remaining)
+        report = run_scale_down(wiring.scale_down(), remaining_seconds=remaining)
     except ConfigError as error:
         # FI-23 / BI-20: nothing is decided under a bad configuration; the invocation fails.
         log.error("configuration error", problems=error.problems)
@@ -79,7 +79,7 @@ def adjust_pool(event: dict[str, Any], context: Any) -> None:
 
     remaining = _start("adjust_pool", context)
     try:
-        run_adjust_pool(event, remaining_seconds=remaining)
+        run_adjust_pool(event, wiring.adjust_pool(), remaining_seconds=remaining)
     except ConfigError as error:
         log.error("configuration error", problems=error.problems)
         raise
@@ -91,11 +91,18 @@ def adjust_pool(event: dict[str, Any], context: Any) -> None:
                                                         "application/x-www-form-urlencoded"])
 def webhook() -> Response:
     """Verify a GitHub `workflow_job` delivery and enqueue the queued job."""
-    from chalicelib.services.webhook import handle_delivery
+    from chalicelib.services.webhook import handle_delivery, misconfigured
 
     _start("webhook", app.lambda_context)
     request = app.current_request
-    result = handle_delivery(request.headers, request.raw_body)
+    if request is None:  # Chalice sets it before calling a route's view
+        raise RuntimeError("webhook invoked without a request")
+    try:
+        deps = wiring.webhook()
+    except ConfigError as error:
+        result = misconfigured(request.headers, error)
+    else:
+        result = handle_delivery(request.headers, request.raw_body, deps)
     metrics.flush(function="webhook")
     return Response(body=result.body, status_code=result.status,
                     headers={"Content-Type": "application/json"})
@@ -107,5 +114,5 @@ def sync_runner_binaries(event: Any) -> None:
     from chalicelib.services.runner_binaries import run_sync
 
     _start("sync_runner_binaries", getattr(event, "context", None))
-    run_sync(wiring.settings("sync_runner_binaries"))
+    run_sync(wiring.sync_runner_binaries())
     metrics.flush(function="sync_runner_binaries")

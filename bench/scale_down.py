@@ -80,7 +80,7 @@ def bench_scale_down_200() -> Figures:
         # Warm the container: App credentials (SSM), installation id and token (2 GitHub calls).
         stack.aws_faults.reset()
         stack.github.clear_log()
-        wiring.github("scale_down").auth.token(ORG, "Org")
+        wiring.github("scale_down").installation_token(ORG, "Org")
         wiring.aws("ssm")  # boto3 clients: built once per container
         describe_s = _time_describe(wiring.aws("ec2"))
         cold_github, cold_aws = len(stack.github.requests), stack.aws_faults.count()
@@ -88,7 +88,7 @@ def bench_scale_down_200() -> Figures:
         stack.github.clear_log()
 
         started = time.perf_counter()
-        report = run_scale_down(remaining_seconds=900,
+        report = run_scale_down(wiring.scale_down(), remaining_seconds=900,
                                 now=datetime.now(UTC) + timedelta(minutes=10))
         wall = time.perf_counter() - started
 

@@ -79,7 +79,7 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
         wiring.aws("ec2"), wiring.aws("ssm")
         github = wiring.github("scale_up")
         for org in orgs:
-            github.auth.token(org, "Org", installations[org])
+            github.installation_token(org, "Org", installations[org])
         cold_github, cold_aws = len(fake.requests), stack.aws_faults.count()
         stack.aws_faults.reset()
         fake.clear_log()

@@ -1,7 +1,10 @@
-"""Parse and validate build-queue SQS records (CONTRACT.md §3) into `JobMessage`s.
+"""The build-queue message (CONTRACT.md §3): its type, its body both ways, and its limits.
 
-A record that fails validation is reported with its message id and the reasons, never raised:
-the caller returns it for retry so that it ends in the dead-letter queue (BI-01, BI-02).
+Pure: the webhook builds a `JobMessage` and sends `to_body()`; scale-up parses SQS records back
+with `parse_batch`. A record that fails validation is reported with its message id and the
+reasons, never raised: the caller returns it for retry so that it ends in the dead-letter
+queue (BI-01, BI-02). Only the fields scale-up needs are carried, so a message stays far below
+SQS's size limit whatever the webhook payload weighed (RELIABILITY BI-31).
 """
 
 from __future__ import annotations
@@ -12,10 +15,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.models import JobMessage
-
 SUPPORTED_EVENT_TYPE = "workflow_job"
-# GitHub allows up to 100 labels on a job; anything larger is not a real job (BI-04).
+# Bounds on a job's labels (BI-04): GitHub itself caps a runner's labels far lower; these only
+# stop absurd input before it reaches the queue, logs or metrics.
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 256
 # Names end up in URLs, tags and runner arguments: only GitHub's own characters pass.
@@ -23,6 +25,40 @@ _OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
 # Enough of a bad body to recognise it in a log, not enough to carry much of anything.
 BODY_EXCERPT = 120
+
+
+@dataclass(frozen=True)
+class JobMessage:
+    """A build-queue message; `message_id` is the SQS id it arrived under ("" before sending)."""
+
+    id: int
+    repository_name: str
+    repository_owner: str
+    installation_id: int = 0
+    repo_owner_type: str | None = None
+    labels: tuple[str, ...] | None = None
+    event_type: str = SUPPORTED_EVENT_TYPE
+    message_id: str = ""
+
+    @property
+    def full_repo(self) -> str:
+        """`owner/repo` of the job's repository."""
+        return f"{self.repository_owner}/{self.repository_name}"
+
+    def to_body(self) -> str:
+        """The message body: JSON with the contract's camelCase names."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "eventType": self.event_type,
+            "repositoryName": self.repository_name,
+            "repositoryOwner": self.repository_owner,
+            "installationId": self.installation_id,
+        }
+        if self.repo_owner_type is not None:
+            body["repoOwnerType"] = self.repo_owner_type
+        if self.labels is not None:
+            body["labels"] = list(self.labels)
+        return json.dumps(body, separators=(",", ":"))
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,9 @@ from datetime import datetime
 from typing import Literal
 
 RunnerType = Literal["Org", "Repo"]
+CapacityType = Literal["spot", "on-demand"]
+# EC2 states of an instance that runs or is about to: what the cap counts and what is decided on.
+LIVE_STATES = frozenset({"pending", "running"})
 
 # Tag keys of CONTRACT.md §4.
 TAG_APPLICATION = "ghr:Application"
@@ -20,25 +23,6 @@ TAG_CREATED_BY = "ghr:created_by"
 TAG_BYPASS_REMOVAL = "ghr:bypass-removal"
 TAG_RUNNER_ID = "ghr:github_runner_id"
 APPLICATION = "github-action-runner"
-
-
-@dataclass(frozen=True)
-class JobMessage:
-    """A build-queue message (CONTRACT.md §3) with the SQS message id it arrived under."""
-
-    message_id: str
-    id: int
-    event_type: str
-    repository_name: str
-    repository_owner: str
-    installation_id: int = 0
-    repo_owner_type: str | None = None
-    labels: tuple[str, ...] | None = None
-
-    @property
-    def full_repo(self) -> str:
-        """`owner/repo` of the job's repository."""
-        return f"{self.repository_owner}/{self.repository_name}"
 
 
 @dataclass(frozen=True)

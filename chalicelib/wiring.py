@@ -1,7 +1,9 @@
 """Where the functions get their dependencies: built lazily, cached per container, resettable.
 
-Nothing is created at import time: a warm Lambda reuses what the first invocation built, and in
-tests devstack must be up (and the environment set) before any client exists.
+Only `app.py` calls this module: one builder per entry point (`scale_up()`, `scale_down()`, ...)
+returns the adapters its service receives. Nothing is created at import time: a warm Lambda
+reuses what the first invocation built, and in tests devstack must be up (and the environment
+set) before any client exists.
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ from chalicelib.logs import get_logger
 from chalicelib.settings import FunctionName, Settings, load_settings
 
 if TYPE_CHECKING:
-    from chalicelib.github.client import GitHubClient
+    from chalicelib.github.client import GitHubClient, GitHubConfig
+    from chalicelib.services.pool import PoolDeps
+    from chalicelib.services.runner_binaries import SyncDeps
+    from chalicelib.services.scale_down import ScaleDownDeps
+    from chalicelib.services.scale_up import ScaleUpDeps
+    from chalicelib.services.webhook import WebhookDeps
 
 log = get_logger(__name__)
 _settings: dict[str, Settings] = {}
@@ -121,16 +128,85 @@ def cached(name: str, build: Callable[[], T]) -> T:
     return _objects[name]  # type: ignore[no-any-return]
 
 
+def github_config(values: Settings, function: FunctionName) -> GitHubConfig:
+    """The GitHub adapter's configuration for `function`, tokens limited to what it needs."""
+    from chalicelib.github.client import GitHubConfig
+    from chalicelib.rules.permissions import token_permissions
+
+    return GitHubConfig(
+        app_id_parameter=values.parameter_github_app_id_name,
+        app_key_parameter=values.parameter_github_app_key_base64_name,
+        ghes_url=values.ghes_url, ssl_verify=values.ghes_ssl_verify,
+        runner_group_cache_path=f"{values.ssm_config_path}/runner-group",
+        permissions=token_permissions(values, function),
+    )
+
+
 def github(function: FunctionName) -> GitHubClient:
     """The GitHub App client, one per container: it holds the token and installation caches."""
     if "client" not in _github:
-        from chalicelib.github.auth import token_permissions
+        from chalicelib.aws.ssm import Ssm
         from chalicelib.github.client import GitHubClient
 
-        values = settings(function)
-        _github["client"] = GitHubClient(values, aws("ssm"),
-                                         permissions=token_permissions(values, function))
+        _github["client"] = GitHubClient(github_config(settings(function), function),
+                                         Ssm(aws("ssm")))
     return _github["client"]
+
+
+def scale_up() -> ScaleUpDeps:
+    """What `scale_up` works with (ConfigError when the configuration is bad)."""
+    from chalicelib.aws.ec2 import Ec2
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.launch_ledger import LaunchLedger
+    from chalicelib.services.scale_up import ScaleUpDeps
+
+    return ScaleUpDeps(settings("scale_up"), Ec2(aws("ec2")), Ssm(aws("ssm")),
+                       github("scale_up"), ledger=cached("launch_ledger", LaunchLedger))
+
+
+def scale_down() -> ScaleDownDeps:
+    """What `scale_down` works with (ConfigError when the configuration is bad)."""
+    from chalicelib.aws.ec2 import Ec2
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.scale_down import ScaleDownDeps
+
+    return ScaleDownDeps(settings("scale_down"), Ec2(aws("ec2")), Ssm(aws("ssm")),
+                         github("scale_down"))
+
+
+def adjust_pool() -> PoolDeps:
+    """What `adjust_pool` works with (ConfigError when the configuration is bad)."""
+    from chalicelib.aws.ec2 import Ec2
+    from chalicelib.aws.sqs import BuildQueue
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.pool import PoolDeps
+
+    values = settings("adjust_pool")
+    queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
+    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"), queue)
+
+
+def webhook() -> WebhookDeps:
+    """What `webhook` works with: quick clients, as GitHub gives a delivery 10 s."""
+    from chalicelib.aws.sqs import BuildQueue
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.webhook import WebhookDeps
+    from chalicelib.services.webhook_secret import WebhookSecrets
+
+    values = settings("webhook")
+    name = values.parameter_github_app_webhook_secret_name
+    secrets = cached(f"webhook-secret:{name}",
+                     lambda: WebhookSecrets(Ssm(aws("ssm", quick=True)), name))
+    return WebhookDeps(values, secrets, BuildQueue(aws("sqs", quick=True),
+                                                   values.sqs_url_webhook))
+
+
+def sync_runner_binaries() -> SyncDeps:
+    """What `sync_runner_binaries` works with."""
+    from chalicelib.services.runner_binaries import SyncDeps
+
+    return SyncDeps(settings("sync_runner_binaries"),
+                    github("sync_runner_binaries").latest_runner_release, aws("s3"))
 
 
 def reset() -> None:

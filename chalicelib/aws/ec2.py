@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -15,17 +15,34 @@ from chalicelib.aws.errors import is_retryable_code, translate
 from chalicelib.logs import get_logger
 from chalicelib.models import (
     APPLICATION,
+    LIVE_STATES,
     TAG_APPLICATION,
     TAG_ENVIRONMENT,
     TAG_OWNER,
     TAG_TYPE,
+    CapacityType,
     Instance,
     RunnerType,
 )
 
 log = get_logger(__name__)
 
-CapacityType = Literal["spot", "on-demand"]
+# CreateFleet capacity and limits that pass with time (the reference system's `scale_errors`),
+# beyond the throttling every service shares.
+CAPACITY_CODES = frozenset({
+    "UnfulfillableCapacity",
+    "MaxSpotInstanceCountExceeded",
+    "TargetCapacityLimitExceededException",
+    "MaxSpotFleetRequestCountExceeded",
+    "InsufficientInstanceCapacity",
+    "InsufficientCapacityOnHost",
+    "InsufficientHostCapacity",
+    "InsufficientReservedInstanceCapacity",
+    "ResourceLimitExceeded",
+    "InstanceLimitExceeded",
+    "VcpuLimitExceeded",
+    "SpotMaxPriceTooLow",
+})
 SPOT_STRATEGIES = ("lowest-price", "diversified", "capacity-optimized",
                    "capacity-optimized-prioritized", "price-capacity-optimized")
 ON_DEMAND_STRATEGIES = ("lowest-price", "prioritized")
@@ -59,7 +76,7 @@ class FleetError:
     @property
     def retryable(self) -> bool:
         """Capacity, limit and throttling errors pass with time; configuration errors do not."""
-        return is_retryable_code(self.code)
+        return is_retryable_code(self.code, extra=CAPACITY_CODES)
 
 
 @dataclass(frozen=True)
@@ -148,7 +165,7 @@ class Ec2:
         environment: str,
         owner: str | None = None,
         runner_type: RunnerType | None = None,
-        states: Sequence[str] = ("pending", "running"),
+        states: Sequence[str] = tuple(sorted(LIVE_STATES)),
     ) -> list[Instance]:
         """This environment's runner instances in `states`, optionally of one owner and type."""
         filters = [
@@ -212,7 +229,7 @@ class Ec2:
         try:
             answer = self.client.create_fleet(**fleet_parameters(request))
         except (ClientError, BotoCoreError) as error:
-            raise translate(error, "ec2 CreateFleet") from error
+            raise translate(error, "ec2 CreateFleet", extra=CAPACITY_CODES) from error
         ids = tuple(instance_id for item in answer.get("Instances", [])
                     for instance_id in item.get("InstanceIds", []))
         errors = tuple(FleetError(code=str(e.get("ErrorCode", "")),

@@ -1,69 +1,18 @@
 """The build queue (SQS): sends the CONTRACT.md §3 message of a queued job, and tells how many
-jobs wait in it or are being handled.
-
-Only the fields scale-up needs are sent, so a message stays far below SQS's size limit whatever
-the webhook payload weighed (RELIABILITY BI-31).
-"""
+jobs wait in it or are being handled."""
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from chalicelib.errors import PermanentError, RetryableError
+from chalicelib.aws.errors import translate
+from chalicelib.errors import PermanentError
+from chalicelib.messages import JobMessage
 
-EVENT_TYPE = "workflow_job"
 # SQS's historical maximum message size; a message is never cut, it is refused whole.
 MAX_MESSAGE_BYTES = 256 * 1024
-
-# Errors that a later attempt (GitHub's redelivery) may get past.
-_RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "Throttling", "RequestThrottled", "ServiceUnavailable",
-    "InternalError", "InternalFailure", "KmsThrottled", "KMS.ThrottlingException",
-    "RequestTimeout", "RequestTimeoutException",
-})
-
-
-@dataclass(frozen=True)
-class BuildJob:
-    """A queued job as the build queue carries it (CONTRACT.md §3)."""
-
-    id: int
-    repository_name: str
-    repository_owner: str
-    installation_id: int = 0
-    repo_owner_type: str | None = None
-    labels: tuple[str, ...] | None = None
-
-    def to_body(self) -> str:
-        """The message body: JSON with the contract's camelCase names."""
-        body: dict[str, Any] = {
-            "id": self.id,
-            "eventType": EVENT_TYPE,
-            "repositoryName": self.repository_name,
-            "repositoryOwner": self.repository_owner,
-            "installationId": self.installation_id,
-        }
-        if self.repo_owner_type is not None:
-            body["repoOwnerType"] = self.repo_owner_type
-        if self.labels is not None:
-            body["labels"] = list(self.labels)
-        return json.dumps(body, separators=(",", ":"))
-
-
-def is_retryable(error: BaseException) -> bool:
-    """Whether an SQS failure may pass on a later attempt (pure classifier over the error)."""
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        status = int(response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-        return code in _RETRYABLE_CODES or status >= 500 or status == 429
-    # No AWS answer at all (connection refused, read timeout): the queue may be back soon.
-    return True
-
 
 class BuildQueue:
     """Sends jobs to the build queue through an injected boto3 SQS client."""
@@ -72,7 +21,7 @@ class BuildQueue:
         self._client = client
         self._queue_url = queue_url
 
-    def send(self, job: BuildJob, delivery_id: str | None = None) -> str:
+    def send(self, job: JobMessage, delivery_id: str | None = None) -> str:
         """Enqueue `job`; return the SQS message id. Raises RetryableError or PermanentError."""
         body = job.to_body()
         if len(body.encode("utf-8")) > MAX_MESSAGE_BYTES:
@@ -86,8 +35,7 @@ class BuildQueue:
         try:
             response = self._client.send_message(**request)
         except (ClientError, BotoCoreError) as error:
-            kind = RetryableError if is_retryable(error) else PermanentError
-            raise kind(f"SQS SendMessage failed: {_describe(error)}") from error
+            raise translate(error, "SQS SendMessage failed") from error
         return str(response["MessageId"])
 
     def backlog(self) -> int:
@@ -100,15 +48,8 @@ class BuildQueue:
                 AttributeNames=["ApproximateNumberOfMessages",
                                 "ApproximateNumberOfMessagesNotVisible"])
         except (ClientError, BotoCoreError) as error:
-            kind = RetryableError if is_retryable(error) else PermanentError
-            raise kind(f"SQS GetQueueAttributes failed: {_describe(error)}") from error
+            raise translate(error, "SQS GetQueueAttributes failed") from error
         attributes = response.get("Attributes", {})
         return sum(int(attributes.get(name, 0)) for name in (
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"))
 
-
-def _describe(error: BaseException) -> str:
-    response = getattr(error, "response", None)
-    if isinstance(response, dict):
-        return str(response.get("Error", {}).get("Code", type(error).__name__))
-    return type(error).__name__

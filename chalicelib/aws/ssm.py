@@ -1,4 +1,5 @@
-"""The SSM Parameter Store adapter: runner tokens and JIT configs, plain strings, clean-up.
+"""The SSM Parameter Store adapter, for every parameter the functions read or write: runner
+tokens and JIT configs, the runner-group id cache, the App credentials, the webhook secret.
 
 Raw SSM dictionaries stop here; callers get strings, `ParameterInfo` and the project's errors.
 The client retries throttling itself (Parameter Store allows about 40 TPS per account).
@@ -77,6 +78,15 @@ class Ssm:
         except BotoCoreError as error:
             raise translate(error, f"ssm GetParameter {name}") from error
         return str(answer["Parameter"]["Value"])
+
+    def get_strings(self, names: Sequence[str]) -> dict[str, str]:
+        """The (decrypted) values of `names` in one GetParameters call (at most 10 names); a
+        parameter that does not exist is absent from the answer."""
+        try:
+            answer = self.client.get_parameters(Names=list(names), WithDecryption=True)
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ssm GetParameters " + ", ".join(names)) from error
+        return {str(p["Name"]): str(p.get("Value", "")) for p in answer.get("Parameters", [])}
 
     def put_string(self, name: str, value: str) -> None:
         """Write a plain String parameter, overwriting any old one."""

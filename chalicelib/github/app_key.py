@@ -10,19 +10,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from chalicelib.errors import ConfigError, RetryableError
+from chalicelib.aws.ssm import Ssm
+from chalicelib.errors import ConfigError, PermanentError
 
 # GitHub allows exp <= iat-now + 10 min; 60 s back for clock drift and 60 s short of the limit
 # so a fast local clock does not earn "'Expiration time' claim is too far in the future".
 JWT_BACKDATE_SECONDS = 60
 JWT_LIFETIME_SECONDS = 540
-_SSM_THROTTLING = frozenset({"ThrottlingException", "TooManyUpdates", "InternalServerError"})
 
 
 @dataclass(frozen=True)
@@ -55,20 +54,16 @@ def decode_private_key(value: str, parameter: str) -> RSAPrivateKey:
     return key
 
 
-def load_app_credentials(ssm: Any, id_name: str, key_name: str) -> AppCredentials:
-    """Read and validate the App id and key in one SSM GetParameters call with decryption."""
+def load_app_credentials(ssm: Ssm, id_name: str, key_name: str) -> AppCredentials:
+    """Read and validate the App id and key in one SSM GetParameters call with decryption.
+
+    A read that may pass raises RetryableError; one refused for good (access denied, a bad
+    name) is the deployment's to fix: a ConfigError.
+    """
     try:
-        answer = ssm.get_parameters(Names=[id_name, key_name], WithDecryption=True)
-    except ClientError as error:
-        code = error.response.get("Error", {}).get("Code", "")
-        if code in _SSM_THROTTLING:
-            raise RetryableError(f"SSM GetParameters {id_name}, {key_name}: {code}") from error
-        raise ConfigError(f"SSM GetParameters {id_name}, {key_name}: {code}") from error
-    except BotoCoreError as error:
-        raise RetryableError(
-            f"SSM GetParameters {id_name}, {key_name}: {type(error).__name__}"
-        ) from error
-    values = {p["Name"]: p.get("Value", "") for p in answer.get("Parameters", [])}
+        values = ssm.get_strings([id_name, key_name])
+    except PermanentError as error:
+        raise ConfigError(str(error)) from error
     problems = [f"{name}: SSM parameter not found" for name in (id_name, key_name)
                 if name not in values]
     if problems:

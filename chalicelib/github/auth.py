@@ -12,12 +12,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, PermanentError
 from chalicelib.github.app_key import AppCredentials, app_jwt, load_app_credentials, same_key
 from chalicelib.github.http import GitHubHttp, GitHubUnauthorized, github_message
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerType
-from chalicelib.settings import Settings
 
 log = get_logger(__name__)
 
@@ -35,16 +35,6 @@ class InstallationToken:
     expires_at: float
 
 
-def token_permissions(settings: Settings, function: str) -> dict[str, str]:
-    """What `function`'s installation tokens need (R-AUTH-05): writing self-hosted runners, of
-    orgs (the pool's are always) or of repositories (`administration`), and reading jobs for
-    scale-up's queued check."""
-    org = settings.enable_organization_runners or function == "adjust_pool"
-    runners = "organization_self_hosted_runners" if org else "administration"
-    reads_jobs = function == "scale_up" and settings.enable_job_queued_check
-    return {runners: "write", **({"actions": "read"} if reads_jobs else {})}
-
-
 def expiry_epoch(expires_at: str, fallback: float) -> float:
     """Epoch seconds of GitHub's `expires_at` ISO timestamp; `fallback` when unreadable."""
     try:
@@ -57,7 +47,7 @@ class AppAuth:
     """Mints App JWTs, resolves installation ids and caches installation tokens."""
 
     def __init__(
-        self, http: GitHubHttp, ssm: Any, id_name: str, key_name: str, clock: Callable[[], float],
+        self, http: GitHubHttp, ssm: Ssm, id_name: str, key_name: str, clock: Callable[[], float],
         permissions: Mapping[str, str] | None = None,
     ) -> None:
         self.http = http

@@ -9,19 +9,22 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
 
 import requests
-from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib import metrics
-from chalicelib.errors import PermanentError
+from chalicelib.aws.ssm import Ssm
+from chalicelib.errors import GhrError, PermanentError
 from chalicelib.github.auth import AppAuth, InstallationToken
 from chalicelib.github.http import GitHubForbidden, GitHubHttp, GitHubUnauthorized
 from chalicelib.github.limits import api_base_url
 from chalicelib.logs import get_logger
 from chalicelib.models import JitConfig, Runner, RunnerRelease, RunnerType
-from chalicelib.settings import Settings
+
+if TYPE_CHECKING:
+    from chalicelib.github.deliveries import WebhookDeliveries
 
 log = get_logger(__name__)
 
@@ -34,6 +37,21 @@ _RELEASE_OS = {"linux": "linux", "windows": "win", "osx": "osx", "macos": "osx"}
 
 
 JIT_PATH = "/actions/runners/generate-jitconfig"
+
+
+@dataclass(frozen=True)
+class GitHubConfig:
+    """What the GitHub adapter needs to know of the deployment."""
+
+    app_id_parameter: str
+    app_key_parameter: str
+    # None: github.com. A GHES base URL otherwise (the API is under it, see github.limits).
+    ghes_url: str | None = None
+    ssl_verify: bool = True
+    # SSM prefix of the runner-group id cache (`<SSM_CONFIG_PATH>/runner-group`).
+    runner_group_cache_path: str = ""
+    # What installation tokens are limited to (None: all the installation grants).
+    permissions: Mapping[str, str] | None = field(default=None, hash=False)
 
 
 def _scope(owner: str, runner_type: RunnerType) -> tuple[str, dict[str, str | int]]:
@@ -58,22 +76,19 @@ class GitHubClient:
 
     def __init__(
         self,
-        settings: Settings,
-        ssm: Any,
+        config: GitHubConfig,
+        ssm: Ssm,
         *,
         session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
-        permissions: Mapping[str, str] | None = None,
     ) -> None:
-        self.settings = settings
-        self.ssm = ssm
-        self.http = GitHubHttp(api_base_url(settings.ghes_url), verify=settings.ghes_ssl_verify,
+        self.config = config
+        self._ssm = ssm
+        self.http = GitHubHttp(api_base_url(config.ghes_url), verify=config.ssl_verify,
                                session=session, clock=clock, sleep=sleep)
-        # `permissions` limits the installation tokens (see github_auth.token_permissions).
-        self.auth = AppAuth(self.http, ssm, settings.parameter_github_app_id_name,
-                            settings.parameter_github_app_key_base64_name, clock,
-                            permissions=permissions)
+        self._auth = AppAuth(self.http, ssm, config.app_id_parameter, config.app_key_parameter,
+                             clock, permissions=config.permissions)
         self._groups: dict[tuple[str, str], int] = {}
         self._clock = clock
         self._registration: dict[tuple[str, str], tuple[str, float]] = {}
@@ -100,7 +115,14 @@ class GitHubClient:
 
     def installation_id(self, owner: str, runner_type: RunnerType, hint: int = 0) -> int:
         """The App's installation id for `owner`; `hint` (the message's id) when non-zero."""
-        return self.auth.installation_id(owner, runner_type, hint)
+        return self._auth.installation_id(owner, runner_type, hint)
+
+    def installation_token(self, owner: str, runner_type: RunnerType,
+                           installation_id: int = 0) -> InstallationToken:
+        """A valid installation token of `owner`, minted when none is cached: for warming a
+        container up and for checks of what GitHub granted; the domain calls use it
+        themselves."""
+        return self._auth.token(owner, runner_type, installation_id)
 
     def _send(self, token: InstallationToken, method: str, template: str,
               path: Mapping[str, str | int], **options: Any) -> requests.Response:
@@ -110,29 +132,29 @@ class GitHubClient:
     def _call(self, owner: str, runner_type: RunnerType, installation_id: int, method: str,
               template: str, path: Mapping[str, str | int], **options: Any) -> requests.Response:
         """One call as `owner`'s installation; a rejected token is renewed and retried once."""
-        token = self.auth.token(owner, runner_type, installation_id)
+        token = self._auth.token(owner, runner_type, installation_id)
         try:
             return self._send(token, method, template, path, **options)
         except GitHubForbidden:
             # A limited token may lack what this call needs (runners of the other type left
             # from an earlier configuration, a GHES with other permission names): tokens of
             # everything the installation grants from now on, as before R-AUTH-05.
-            if not self.auth.unscope():
+            if not self._auth.unscope():
                 raise
             log.warning("github token permissions too narrow; minting unscoped",
                         call=f"{method} {template}", installation_id=token.installation_id)
-            token = self.auth.token(owner, runner_type, token.installation_id)
+            token = self._auth.token(owner, runner_type, token.installation_id)
             return self._send(token, method, template, path, **options)
         except GitHubUnauthorized:
             # Revoked or expired early (FI-06, BI-26): one fresh token, one more try.
             log.warning("github installation token rejected", call=f"{method} {template}",
                         installation_id=token.installation_id)
-            self.auth.invalidate(token.installation_id)
-        token = self.auth.token(owner, runner_type, token.installation_id)
+            self._auth.invalidate(token.installation_id)
+        token = self._auth.token(owner, runner_type, token.installation_id)
         try:
             return self._send(token, method, template, path, **options)
         except GitHubUnauthorized as error:
-            self.auth.invalidate(token.installation_id)
+            self._auth.invalidate(token.installation_id)
             log.error("github authentication failed", call=f"{method} {template}",
                       installation_id=token.installation_id)
             raise PermanentError(
@@ -162,10 +184,11 @@ class GitHubClient:
                 break
         return list(items.values())
 
-    def job_status(self, repo_full_name: str, job_id: int, installation_id: int = 0) -> str:
-        """The status of workflow job `job_id` ("queued", "in_progress", "completed", ...)."""
+    def job_status(self, repo_full_name: str, job_id: int, installation_id: int = 0,
+                   runner_type: RunnerType = "Repo") -> str:
+        """The status of workflow job `job_id` ("queued", "in_progress", "completed", ...), asked
+        as the installation that serves `runner_type` runners of the repository's owner."""
         repo_owner, _, repo = repo_full_name.partition("/")
-        runner_type = self.settings.runner_type
         owner = repo_owner if runner_type == "Org" else repo_full_name
         response = self._call(owner, runner_type, installation_id, "GET",
                               "/repos/{owner}/{repo}/actions/jobs/{job_id}",
@@ -215,7 +238,7 @@ class GitHubClient:
         """The id of `org`'s runner group `group_name`, cached in SSM and in memory."""
         if (org, group_name) in self._groups:
             return self._groups[(org, group_name)]
-        parameter = f"{self.settings.ssm_config_path}/runner-group/{group_name}"
+        parameter = f"{self.config.runner_group_cache_path}/{group_name}"
         group_id = self._cached_group(parameter)
         if group_id is None:
             groups = self._pages(org, "Org", installation_id, "/orgs/{org}/actions/runner-groups",
@@ -233,25 +256,18 @@ class GitHubClient:
 
     def _cached_group(self, parameter: str) -> int | None:
         try:
-            value = self.ssm.get_parameter(Name=parameter)["Parameter"]["Value"]
-            return int(value)
-        except ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code != "ParameterNotFound":
-                log.warning("runner group cache unreadable", parameter=parameter, code=code)
-        except (BotoCoreError, ValueError, KeyError) as error:
-            log.warning("runner group cache unreadable", parameter=parameter,
-                        error=type(error).__name__)
+            value = self._ssm.get_string(parameter)
+            return int(value) if value is not None else None
+        except (GhrError, ValueError) as error:
+            log.warning("runner group cache unreadable", parameter=parameter, error=str(error))
         return None
 
     def _store_group(self, parameter: str, group_id: int) -> None:
         try:
-            self.ssm.put_parameter(Name=parameter, Value=str(group_id), Type="String",
-                                   Overwrite=True)
-        except (ClientError, BotoCoreError) as error:
+            self._ssm.put_string(parameter, str(group_id))
+        except GhrError as error:
             # Only a cache: the next container looks the group up again.
-            log.warning("runner group cache not written", parameter=parameter,
-                        error=type(error).__name__)
+            log.warning("runner group cache not written", parameter=parameter, error=str(error))
 
     def list_runners(self, owner: str, runner_type: RunnerType,
                      installation_id: int = 0) -> list[Runner]:
@@ -287,7 +303,7 @@ class GitHubClient:
 
     def latest_runner_release(self, os: str, arch: str) -> RunnerRelease:
         """The latest `actions/runner` release asset for `os` (linux, windows) and `arch`."""
-        token = self.auth.any_cached_token() if self.settings.ghes_url else None
+        token = self._auth.any_cached_token() if self.config.ghes_url else None
         template = "/repos/{owner}/{repo}/releases/latest"
         response = self.http.request(
             "GET", template, {"owner": "actions", "repo": "runner"},
@@ -302,3 +318,9 @@ class GitHubClient:
                 return RunnerRelease(version=version, filename=str(asset["name"]),
                                      download_url=str(asset["browser_download_url"]))
         raise PermanentError(f"GET {template}: no asset {prefix}* in release {version}")
+
+    def webhook_deliveries(self) -> WebhookDeliveries:
+        """The App webhook's delivery log, read and redelivered as the App itself."""
+        from chalicelib.github.deliveries import WebhookDeliveries
+
+        return WebhookDeliveries(self._auth)

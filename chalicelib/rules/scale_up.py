@@ -9,7 +9,8 @@ import hashlib
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 
-from chalicelib.models import JobMessage, RunnerType
+from chalicelib.messages import JobMessage
+from chalicelib.models import RunnerType
 
 NO_CAP = -1
 # Why a message was consumed without a runner; each is logged with the message id.
@@ -142,15 +143,15 @@ def settle(message_ids: Sequence[str], ready: int, retryable_shortfall: int) -> 
                       consume=rest[retry_count:])
 
 
-def shortfall_retryable(error_codes: Sequence[str], retryable_codes: Iterable[str]) -> bool:
-    """Whether capacity a fleet did not launch is worth retrying.
+def shortfall_retryable(errors_retryable: Sequence[bool]) -> bool:
+    """Whether capacity a fleet did not launch is worth retrying, given whether each of its
+    errors is.
 
     EC2 reports errors per launch-template override, so one fleet can mix a capacity error in
     one subnet with a configuration error in another: any retryable one, or none at all,
     means the capacity may come later.
     """
-    retryable = set(retryable_codes)
-    return not error_codes or any(code in retryable for code in error_codes)
+    return not errors_retryable or any(errors_retryable)
 
 
 def wants_on_demand_failover(capacity_type: str, error_codes: Sequence[str],

@@ -1,6 +1,6 @@
 """Reading a verified `workflow_job` delivery, and deciding whether this deployment serves it.
 
-Pure: bytes and dicts in, a `BuildJob` or a short reason out. The reasons go back to GitHub in
+Pure: bytes and dicts in, a `JobMessage` or a short reason out. The reasons go back to GitHub in
 the response body, where they show in the App's delivery log.
 """
 
@@ -11,12 +11,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalicelib.aws.sqs import BuildJob
-
-# Bounds on what a payload may ask for (RELIABILITY BI-04): GitHub itself caps a runner's labels
-# far lower; these only stop absurd input before it reaches the queue, logs or metrics.
-MAX_LABELS = 100
-MAX_LABEL_LENGTH = 256
+from chalicelib.messages import MAX_LABEL_LENGTH, MAX_LABELS, JobMessage
 
 
 class PayloadError(ValueError):
@@ -69,7 +64,7 @@ def job_labels(workflow_job: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(labels)
 
 
-def queued_job(payload: Mapping[str, Any]) -> BuildJob:
+def queued_job(payload: Mapping[str, Any]) -> JobMessage:
     """The build-queue message of a `queued` delivery; PayloadError names every missing field."""
     job = _object(payload.get("workflow_job"))
     repository = _object(payload.get("repository"))
@@ -86,7 +81,7 @@ def queued_job(payload: Mapping[str, Any]) -> BuildJob:
         raise PayloadError("missing fields: " + ", ".join(missing))
     # 0 tells scale-up to look the installation up (CONTRACT.md §3).
     installation = _int(_object(payload.get("installation")).get("id")) or 0
-    return BuildJob(
+    return JobMessage(
         id=job_id,
         repository_name=name,
         repository_owner=login,

@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, TypeVar
 
 from chalicelib import metrics
 from chalicelib.aws.ec2 import Ec2, FleetError, FleetRequest, FleetResult
-from chalicelib.aws.errors import RETRYABLE_CODES
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError, PermanentError, RetryableError
 from chalicelib.github.limits import web_base_url
@@ -89,6 +88,17 @@ def runner_tags(settings: Settings, owner: str, runner_type: RunnerType,
     """The CONTRACT.md §4 tags of a runner instance and its volumes."""
     return ((TAG_APPLICATION, APPLICATION), (TAG_ENVIRONMENT, settings.environment),
             (TAG_TYPE, runner_type), (TAG_OWNER, owner), (TAG_CREATED_BY, created_by))
+
+
+def image_id(parameter: str | None, ssm: Ssm) -> str | None:
+    """The AMI id held in `AMI_ID_SSM_PARAMETER_NAME` (it overrides the launch template's);
+    None when the setting is unset, ConfigError when the parameter is missing or empty."""
+    if not parameter:
+        return None
+    value = ssm.get_string(parameter)
+    if not value or not value.strip():
+        raise ConfigError(f"{parameter}: SSM parameter with the runner AMI id not found")
+    return value.strip()
 
 
 def parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
@@ -189,7 +199,7 @@ def launch_runners(
     if missing:
         log.warning("fleet short of capacity", owner=owner, requested=count,
                     launched=len(instance_ids), codes=codes)
-    retryable = shortfall_retryable(codes, RETRYABLE_CODES)
+    retryable = shortfall_retryable([error.retryable for error in fleet.errors])
 
     def configure(instance_id: str) -> bool:
         return _write_config(settings, ec2, ssm, github, owner, runner_type, instance_id,

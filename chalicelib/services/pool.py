@@ -13,14 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from chalicelib import metrics, wiring
+from chalicelib import metrics
 from chalicelib.aws.ec2 import Ec2
 from chalicelib.aws.sqs import BuildQueue
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
+from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.rules.pool import PoolPlan, plan_pool
-from chalicelib.services.launcher import LaunchOutcome, launch_runners
+from chalicelib.services.launcher import LaunchOutcome, image_id, launch_runners
+from chalicelib.settings import Settings
 
 log = get_logger(__name__)
 
@@ -30,6 +32,18 @@ CREATED_BY = "pool-lambda"
 def utcnow() -> datetime:
     """The current time in UTC (a seam the tests may move)."""
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class PoolDeps:
+    """The adapters the pool works with (built by `wiring.adjust_pool`)."""
+
+    settings: Settings
+    ec2: Ec2
+    ssm: Ssm
+    github: GitHubClient
+    # The build queue, whose backlog the pool leaves room for; None when its URL is not set.
+    queue: BuildQueue | None = None
 
 
 @dataclass(frozen=True)
@@ -50,15 +64,13 @@ def pool_size_of(event: Mapping[str, Any]) -> int:
     return value
 
 
-def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
+def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds: float,
                     now: datetime | None = None) -> PoolReport:
     """Top up `RUNNER_OWNER`'s pool of org runners to the event's `poolSize`."""
-    settings = wiring.settings("adjust_pool")
+    settings, ec2, ssm, github = deps.settings, deps.ec2, deps.ssm, deps.github
     pool_size = pool_size_of(event)
     owner = str(settings.runner_owner)  # required by adjust_pool's settings
-    github = wiring.github("adjust_pool")
     github.set_deadline(remaining_seconds)
-    ec2, ssm = Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm"))
     instances = ec2.runner_instances(settings.environment, owner=owner, runner_type="Org")
     runners = github.list_runners(owner, "Org")
     moment = now or utcnow()
@@ -67,7 +79,7 @@ def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
         # Scale-up launches for the queued jobs against the same cap, maybe at this very moment
         # (CONTRACT §5.1): the pool leaves them their places. The queue holds every owner's
         # jobs, so this errs on the side of fewer pool runners.
-        backlog = _build_backlog(settings.sqs_url_webhook)
+        backlog = _build_backlog(deps.queue)
         if backlog:
             plan = plan_pool(owner, pool_size, instances, runners, settings, moment, backlog)
     log.info("pool plan", owner=owner, pool_size=pool_size, idle_online=plan.idle_online,
@@ -77,7 +89,7 @@ def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
         return PoolReport(plan=plan)
     outcome: LaunchOutcome = launch_runners(
         settings, ec2, ssm, github, owner=owner, runner_type="Org", count=plan.launch,
-        created_by=CREATED_BY, image_id=_image_id(settings.ami_id_ssm_parameter_name, ssm),
+        created_by=CREATED_BY, image_id=image_id(settings.ami_id_ssm_parameter_name, ssm),
     )
     shortfall = outcome.retryable_shortfall + outcome.permanent_shortfall
     log.info("pool result", owner=owner, launched=len(outcome.ready),
@@ -90,23 +102,13 @@ def run_adjust_pool(event: Mapping[str, Any], remaining_seconds: float,
     return PoolReport(plan=plan, launched=outcome.ready, shortfall=shortfall)
 
 
-def _build_backlog(queue_url: str) -> int:
+def _build_backlog(queue: BuildQueue | None) -> int:
     """Jobs waiting or in flight in the build queue; 0 when unknown (no queue URL, or the queue
     could not be read: the pool then tops up as it would without it)."""
-    if not queue_url:
+    if queue is None:
         return 0
     try:
-        return BuildQueue(wiring.aws("sqs"), queue_url).backlog()
+        return queue.backlog()
     except GhrError as error:
         log.warning("build queue not read; topping up", error=str(error))
         return 0
-
-
-def _image_id(parameter: str | None, ssm: Ssm) -> str | None:
-    """The AMI id held in `AMI_ID_SSM_PARAMETER_NAME`, as scale-up uses it; None when unset."""
-    if not parameter:
-        return None
-    value = ssm.get_string(parameter)
-    if not value:
-        raise ConfigError(f"{parameter}: SSM parameter with the runner AMI id not found")
-    return value.strip()

@@ -16,7 +16,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import BotoCoreError, ClientError
 from urllib3.exceptions import HTTPError as Urllib3Error
 
-from chalicelib.errors import PermanentError, RetryableError
+from chalicelib.aws.errors import translate
+from chalicelib.errors import GhrError, PermanentError, RetryableError
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerRelease
 from chalicelib.settings import Settings
@@ -30,12 +31,19 @@ CONNECT_TIMEOUT_SECONDS = 5.0
 READ_TIMEOUT_SECONDS = 60.0
 # Two 16 MiB parts in flight bound the buffer to about 32 MiB whatever the tarball's size.
 TRANSFER = TransferConfig(multipart_chunksize=16 * 1024 * 1024, max_concurrency=2)
-_RETRYABLE_S3_CODES = frozenset({
-    "SlowDown", "InternalError", "ServiceUnavailable", "RequestTimeout", "Throttling",
-    "ThrottlingException", "RequestTimeTooSkewed",
-})
+# S3's own code that passes with time, beyond what every service shares: a clock that drifted.
+S3_RETRYABLE_CODES = frozenset({"RequestTimeTooSkewed"})
 
 ReleaseFinder = Callable[[str, str], RunnerRelease]
+
+
+@dataclass(frozen=True)
+class SyncDeps:
+    """What the sync works with (built by `wiring.sync_runner_binaries`)."""
+
+    settings: Settings
+    find_release: ReleaseFinder
+    s3: Any
 
 
 @dataclass(frozen=True)
@@ -124,18 +132,10 @@ def _stream_to_s3(release: RunnerRelease, s3: Any, bucket: str, key: str,
             ) from error
 
 
-def _s3_error(action: str, error: ClientError) -> RetryableError | PermanentError:
-    code = str(error.response.get("Error", {}).get("Code", ""))
-    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-    message = f"S3 {action}: {code or status}"
-    if code in _RETRYABLE_S3_CODES or status >= 500:
-        return RetryableError(message)
-    return PermanentError(message)
+def _s3_error(action: str, error: ClientError) -> GhrError:
+    return translate(error, f"S3 {action}", extra=S3_RETRYABLE_CODES)
 
 
-def run_sync(settings: Settings) -> SyncResult:
-    """The scheduled entry: wire the GitHub client and S3, then sync."""
-    from chalicelib import wiring
-
-    github = wiring.github("sync_runner_binaries")
-    return sync_runner_binaries(settings, github.latest_runner_release, wiring.aws("s3"))
+def run_sync(deps: SyncDeps) -> SyncResult:
+    """The scheduled entry: sync with the wired GitHub client and S3."""
+    return sync_runner_binaries(deps.settings, deps.find_release, deps.s3)

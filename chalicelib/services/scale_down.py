@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from chalicelib import metrics, wiring
+from chalicelib import metrics
 from chalicelib.aws.ec2 import Ec2
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, RetryableError
@@ -52,6 +52,16 @@ RESERVE_SECONDS = 10.0
 def utcnow() -> datetime:
     """The current time in UTC (a seam the tests may move)."""
     return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class ScaleDownDeps:
+    """The adapters scale-down works with (built by `wiring.scale_down`)."""
+
+    settings: Settings
+    ec2: Ec2
+    ssm: Ssm
+    github: GitHubClient
 
 
 @dataclass(frozen=True)
@@ -211,13 +221,12 @@ class _Run:
         return stale
 
 
-def run_scale_down(remaining_seconds: float, now: datetime | None = None) -> ScaleDownReport:
+def run_scale_down(deps: ScaleDownDeps, remaining_seconds: float,
+                   now: datetime | None = None) -> ScaleDownReport:
     """One scale-down run against the environment's AWS and GitHub (see the module docstring)."""
-    settings = wiring.settings("scale_down")  # ConfigError: fail before touching anything
-    github = wiring.github("scale_down")
+    settings, github = deps.settings, deps.github
     github.set_deadline(remaining_seconds)
-    run = _Run(settings, github, Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm")),
-               remaining_seconds, now or utcnow())
+    run = _Run(settings, github, deps.ec2, deps.ssm, remaining_seconds, now or utcnow())
     try:
         instances = run.ec2.runner_instances(settings.environment, states=ALL_STATES)
     except GhrError as error:
@@ -243,11 +252,10 @@ def run_scale_down(remaining_seconds: float, now: datetime | None = None) -> Sca
 
 def _redeliver_failed_jobs(github: GitHubClient, now: datetime) -> None:
     """The optional redelivery step (see webhook_redelivery): best effort, never a failed run."""
-    from chalicelib.github.deliveries import WebhookDeliveries
     from chalicelib.services.redelivery import redeliver_failed_jobs
 
     try:
-        plan = redeliver_failed_jobs(WebhookDeliveries(github.auth), now)
+        plan = redeliver_failed_jobs(github.webhook_deliveries(), now)
     except GhrError as error:
         log.error("webhook redelivery failed", error=str(error))
         metrics.put("WebhookRedeliveryFailed", 1)

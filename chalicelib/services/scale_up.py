@@ -12,15 +12,17 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
-from chalicelib import metrics, wiring
+from chalicelib import metrics
 from chalicelib.aws.ec2 import Ec2
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
+from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
-from chalicelib.messages import parse_batch
-from chalicelib.models import JobMessage, RunnerType
+from chalicelib.messages import JobMessage, parse_batch
+from chalicelib.models import RunnerType
 from chalicelib.rules.scale_up import (
     NOT_QUEUED,
     OVER_CAP_REUSE,
@@ -31,11 +33,8 @@ from chalicelib.rules.scale_up import (
     settle,
 )
 from chalicelib.services.launch_ledger import LaunchLedger
-from chalicelib.services.launcher import launch_runners, parallel
+from chalicelib.services.launcher import image_id, launch_runners, parallel
 from chalicelib.settings import Settings
-
-if TYPE_CHECKING:
-    from chalicelib.github.client import GitHubClient
 
 log = get_logger(__name__)
 
@@ -51,13 +50,23 @@ def _reserve(remaining_seconds: float) -> float:
     return min(RESERVE_SECONDS, max(0.0, remaining_seconds) / 4)
 
 
-def handle_batch(records: Sequence[Mapping[str, Any]], remaining_seconds: float) -> list[str]:
+@dataclass(frozen=True)
+class ScaleUpDeps:
+    """The adapters scale-up works with (built by `wiring.scale_up`)."""
+
+    settings: Settings
+    ec2: Ec2
+    ssm: Ssm
+    github: GitHubClient
+    # The container's recent launches, kept across invocations.
+    ledger: LaunchLedger = field(default_factory=LaunchLedger)
+
+
+def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
+                 remaining_seconds: float) -> list[str]:
     """Launch runners for a batch of SQS records; return the message ids to retry."""
-    settings = wiring.settings("scale_up")
-    github = wiring.github("scale_up")
-    github.set_deadline(max(1.0, remaining_seconds - _reserve(remaining_seconds)))
-    service = ScaleUp(settings, Ec2(wiring.aws("ec2")), Ssm(wiring.aws("ssm")), github,
-                      ledger=wiring.cached("launch_ledger", LaunchLedger))
+    deps.github.set_deadline(max(1.0, remaining_seconds - _reserve(remaining_seconds)))
+    service = ScaleUp(deps.settings, deps.ec2, deps.ssm, deps.github, ledger=deps.ledger)
     return service.run(records, remaining_seconds)
 
 
@@ -137,7 +146,7 @@ class ScaleUp:
     def handle_group(self, group: Group, receive_counts: Mapping[str, int]) -> list[str]:
         """Decide and launch for one owner; return the group's message ids to retry."""
         settings = self.settings
-        queued = self.still_queued(group.jobs)
+        queued = self.still_queued(group)
         cap = settings.runners_maximum_count
         current = None
         if cap != -1 and queued:
@@ -177,14 +186,16 @@ class ScaleUp:
         metrics.put("RunnersLaunched", len(result.launched))
         return [*plan.retry, *result.retry]
 
-    def still_queued(self, jobs: Sequence[JobMessage]) -> list[JobMessage]:
-        """The jobs GitHub still reports as queued (all of them when the check is off)."""
+    def still_queued(self, group: Group) -> list[JobMessage]:
+        """The group's jobs GitHub still reports as queued (all of them when the check is off)."""
+        jobs = group.jobs
         if not self.settings.enable_job_queued_check:
             return list(jobs)
 
         def status(job: JobMessage) -> str:
             try:
-                return self.github.job_status(job.full_repo, job.id, job.installation_id)
+                return self.github.job_status(job.full_repo, job.id, job.installation_id,
+                                              group.runner_type)
             except GhrError as error:
                 # Fail open (R-UP-05): a surplus runner is reclaimed by scale-down, a lost job
                 # is not.
@@ -228,9 +239,5 @@ class ScaleUp:
         """The AMI from `AMI_ID_SSM_PARAMETER_NAME`, read once per invocation; None when unset."""
         with self._lock:
             if self._image is None:
-                name = self.settings.ami_id_ssm_parameter_name
-                value = self.ssm.get_string(name) if name else None
-                if name and not value:
-                    raise ConfigError(f"{name}: SSM parameter with the runner AMI id not found")
-                self._image = (value.strip() if value else None,)
+                self._image = (image_id(self.settings.ami_id_ssm_parameter_name, self.ssm),)
             return self._image[0]

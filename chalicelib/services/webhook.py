@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import logs, metrics, wiring
-from chalicelib.aws.sqs import BuildJob, BuildQueue
+from chalicelib import logs, metrics
+from chalicelib.aws.sqs import BuildQueue
 from chalicelib.errors import ConfigError, PermanentError, RetryableError
+from chalicelib.messages import JobMessage
 from chalicelib.rules import signature as webhook_signature
 from chalicelib.rules.webhook_payload import (
     PayloadError,
@@ -43,6 +44,15 @@ class WebhookResult:
 
     status: int
     body: str
+
+
+@dataclass(frozen=True)
+class WebhookDeps:
+    """What the webhook works with (built by `wiring.webhook`)."""
+
+    settings: Settings
+    secrets: WebhookSecrets
+    queue: BuildQueue
 
 
 @dataclass(frozen=True)
@@ -86,32 +96,30 @@ def _answer(status: int, outcome: str, message: str, started: float,
     return WebhookResult(status=status, body=json.dumps(body))
 
 
-def _secrets(settings: Settings) -> WebhookSecrets:
-    name = settings.parameter_github_app_webhook_secret_name
-    return wiring.cached(f"webhook-secret:{name}", lambda: WebhookSecrets(
-        wiring.aws("ssm", quick=True), name))
-
-
-def _authentic(settings: Settings, body: bytes, signature: str) -> bool:
+def _authentic(secrets: WebhookSecrets, body: bytes, signature: str) -> bool:
     """Verify against the cached secrets; after a mismatch, once against freshly read ones."""
-    secrets = _secrets(settings)
     if webhook_signature.verify(secrets.get(), body, signature):
         return True
     # The secret may have been rotated since it was cached.
     return secrets.refresh() and webhook_signature.verify(secrets.get(), body, signature)
 
 
-def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str) -> WebhookResult:
+def misconfigured(headers: Mapping[str, str], error: ConfigError) -> WebhookResult:
+    """The answer to a delivery when the webhook's configuration is bad: a logged 500."""
+    started = time.monotonic()
+    delivery = _read_headers(headers)
+    logs.bind(delivery_id=delivery.delivery_id, github_event=delivery.event)
+    return _answer(500, "config_error", "configuration error", started, problems=error.problems)
+
+
+def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str,
+                    deps: WebhookDeps) -> WebhookResult:
     """Answer one GitHub webhook delivery (CONTRACT.md §1: 2xx, 401, 400, 413, 5xx)."""
     started = time.monotonic()
     delivery = _read_headers(headers)
     logs.bind(delivery_id=delivery.delivery_id, github_event=delivery.event)
     body = raw_body.encode("utf-8") if isinstance(raw_body, str) else bytes(raw_body or b"")
-    try:
-        settings = wiring.settings("webhook")
-    except ConfigError as error:
-        return _answer(500, "config_error", "configuration error", started,
-                       problems=error.problems)
+    settings = deps.settings
     if len(body) > settings.webhook_max_body_bytes:
         return _answer(413, "too_large", "payload too large", started,
                        reason=f"over {settings.webhook_max_body_bytes} bytes", size=len(body))
@@ -121,7 +129,7 @@ def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str) -> Webhoo
         return _answer(401, "unauthorized", "unauthorized", started,
                        reason="malformed signature")
     try:
-        authentic = _authentic(settings, body, delivery.signature)
+        authentic = _authentic(deps.secrets, body, delivery.signature)
     except ConfigError as error:
         return _answer(500, "config_error", "configuration error", started,
                        problems=error.problems)
@@ -129,10 +137,10 @@ def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str) -> Webhoo
         return _answer(503, "secret_unavailable", "try again later", started, error=str(error))
     if not authentic:
         return _answer(401, "unauthorized", "unauthorized", started, reason="signature mismatch")
-    return _route(settings, delivery, body, started)
+    return _route(deps, delivery, body, started)
 
 
-def _route(settings: Settings, delivery: _Delivery, body: bytes,
+def _route(deps: WebhookDeps, delivery: _Delivery, body: bytes,
            started: float) -> WebhookResult:
     """Act on an authentic delivery by its event type and action."""
     if delivery.event == "ping":
@@ -165,12 +173,13 @@ def _route(settings: Settings, delivery: _Delivery, body: bytes,
         job = queued_job(payload)
     except PayloadError as error:
         return _answer(400, "bad_request", "bad request", started, reason=str(error))
-    return _accept(settings, delivery, job, started)
+    return _accept(deps, delivery, job, started)
 
 
-def _accept(settings: Settings, delivery: _Delivery, job: BuildJob,
+def _accept(deps: WebhookDeps, delivery: _Delivery, job: JobMessage,
             started: float) -> WebhookResult:
     """Enqueue a queued job when this deployment serves its repository and labels."""
+    settings = deps.settings
     fields: dict[str, Any] = {"job_id": job.id,
                               "repository": f"{job.repository_owner}/{job.repository_name}"}
     if not repository_allowed(job.repository_owner, job.repository_name,
@@ -181,9 +190,8 @@ def _accept(settings: Settings, delivery: _Delivery, job: BuildJob,
     if not labels_match(labels, settings.default_labels):
         return _answer(202, "not_accepted", "not accepted", started,
                        reason=f"no runner matches labels {list(labels)}", **fields)
-    queue = BuildQueue(wiring.aws("sqs", quick=True), settings.sqs_url_webhook)
     try:
-        message_id = queue.send(job, delivery.delivery_id)
+        message_id = deps.queue.send(job, delivery.delivery_id)
     except RetryableError as error:
         return _answer(503, "enqueue_failed", "could not enqueue", started, error=str(error),
                        **fields)

@@ -10,20 +10,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from chalicelib.errors import ConfigError, RetryableError
+from chalicelib.aws.ssm import Ssm
+from chalicelib.errors import ConfigError, PermanentError
 
 TTL_SECONDS = 300.0
 MIN_REFRESH_SECONDS = 60.0
-
-# SSM/KMS answers that a retry may get past; anything else is a deployment problem.
-_RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "InternalServerError", "KMSThrottlingException",
-    "KMS.ThrottlingException", "ServiceUnavailable", "RequestTimeout",
-})
 
 
 def split_secrets(value: str) -> tuple[str, ...]:
@@ -32,11 +24,11 @@ def split_secrets(value: str) -> tuple[str, ...]:
 
 
 class WebhookSecrets:
-    """Reads the webhook secret parameter through an injected SSM client and caches it."""
+    """Reads the webhook secret parameter through the SSM adapter and caches it."""
 
-    def __init__(self, client: Any, parameter_name: str,
+    def __init__(self, ssm: Ssm, parameter_name: str,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._client = client
+        self._ssm = ssm
         self._name = parameter_name
         self._clock = clock
         self._secrets: tuple[str, ...] = ()
@@ -56,21 +48,15 @@ class WebhookSecrets:
         return True
 
     def _read(self) -> None:
+        # The errors name the parameter and the AWS error code, never a value. A read that may
+        # pass stays a RetryableError (the webhook answers 503 and GitHub's delivery fails).
         try:
-            response = self._client.get_parameter(Name=self._name, WithDecryption=True)
-        except ClientError as error:
-            code = str(error.response.get("Error", {}).get("Code", ""))
-            status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
-            # The message names the parameter and the AWS error code, never a value.
-            message = f"webhook secret parameter {self._name}: {code or 'error'}"
-            if code in _RETRYABLE_CODES or status >= 500:
-                raise RetryableError(message) from error
-            raise ConfigError(message) from error
-        except BotoCoreError as error:
-            raise RetryableError(
-                f"webhook secret parameter {self._name}: {type(error).__name__}"
-            ) from error
-        secrets = split_secrets(str(response.get("Parameter", {}).get("Value", "")))
+            value = self._ssm.get_string(self._name)
+        except PermanentError as error:
+            raise ConfigError(f"webhook secret: {error}") from error
+        if value is None:
+            raise ConfigError(f"webhook secret parameter {self._name}: ParameterNotFound")
+        secrets = split_secrets(value)
         if not secrets:
             raise ConfigError(f"webhook secret parameter {self._name}: empty")
         self._secrets = secrets

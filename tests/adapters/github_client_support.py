@@ -8,9 +8,11 @@ from typing import Any
 
 import requests
 
+from chalicelib.aws.ssm import Ssm
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import JsonFormatter
 from chalicelib.settings import load_settings
+from chalicelib.wiring import github_config
 
 ORG = "acme"
 
@@ -51,8 +53,8 @@ def make_client(stack: Any, clock: ManualClock, *, org: bool = True,
     """A GitHubClient on devstack driven by `clock` (give the fake the same clock)."""
     values = stack.env(ENABLE_ORGANIZATION_RUNNERS="true" if org else "false", **env)
     settings = load_settings(values, "scale_down")
-    return GitHubClient(settings, stack.boto("ssm"), session=session, clock=clock,
-                        sleep=clock.sleep)
+    return GitHubClient(github_config(settings, "scale_down"), Ssm(stack.boto("ssm")),
+                        session=session, clock=clock, sleep=clock.sleep)
 
 
 def rendered_logs(records: list[logging.LogRecord]) -> str:

@@ -10,9 +10,11 @@ import requests
 from github_client_support import ORG, ManualClock, RecordingSession, make_client, token_calls
 
 from chalicelib import wiring
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, PermanentError
 from chalicelib.github.client import GitHubClient
 from chalicelib.settings import load_settings
+from chalicelib.wiring import github_config
 
 INSTALLATION_ROUTE = "GET /orgs/{org}/installation"
 RUNNERS_ROUTE = "GET /orgs/{org}/actions/runners"
@@ -121,18 +123,19 @@ def test_warm_container_handling_10_jobs_makes_no_token_call_beyond_the_first_in
 ) -> None:
     installation = stack.github.add_installation(ORG)
     jobs = [stack.github.add_job(ORG, "web", ["self-hosted"]) for _ in range(11)]
+    runner_type = wiring.settings("scale_up").runner_type
+    owner = ORG if runner_type == "Org" else f"{ORG}/web"
     cold = wiring.github("scale_up")
     cold.set_deadline(60)
-    owner = ORG if cold.settings.runner_type == "Org" else f"{ORG}/web"
-    assert cold.job_status(f"{ORG}/web", jobs[0], installation) == "queued"
-    cold.registration_token(owner, cold.settings.runner_type, installation)
+    assert cold.job_status(f"{ORG}/web", jobs[0], installation, runner_type) == "queued"
+    cold.registration_token(owner, runner_type, installation)
     assert token_calls(stack) == 1
 
     warm = wiring.github("scale_up")
     warm.set_deadline(60)
     for job in jobs[1:]:
-        assert warm.job_status(f"{ORG}/web", job, installation) == "queued"
-        warm.registration_token(owner, warm.settings.runner_type, installation)
+        assert warm.job_status(f"{ORG}/web", job, installation, runner_type) == "queued"
+        warm.registration_token(owner, runner_type, installation)
     assert warm is cold
     assert token_calls(stack) == 1
 
@@ -239,7 +242,8 @@ def test_ghe_com_url_then_api_host_without_api_v3(stack: Any, clock: ManualClock
 
 def test_github_com_when_ghes_url_unset_then_api_github_com(stack: Any) -> None:
     values = {k: v for k, v in stack.env().items() if k != "GHES_URL"}
-    client = GitHubClient(load_settings(values, "scale_down"), stack.boto("ssm"))
+    settings = load_settings(values, "scale_down")
+    client = GitHubClient(github_config(settings, "scale_down"), Ssm(stack.boto("ssm")))
     assert client.http.base_url == "https://api.github.com"
 
 
@@ -251,7 +255,7 @@ def test_job_status_when_org_runners_then_uses_the_orgs_installation(
 ) -> None:
     stack.github.add_installation(ORG)
     job = stack.github.add_job(ORG, "web", ["self-hosted"], status="in_progress")
-    assert client.job_status(f"{ORG}/web", job) == "in_progress"
+    assert client.job_status(f"{ORG}/web", job, runner_type="Org") == "in_progress"
     assert stack.github.count(route=INSTALLATION_ROUTE) == 1
 
 

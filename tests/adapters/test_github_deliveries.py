@@ -12,7 +12,7 @@ from chalicelib.github.deliveries import WebhookDeliveries
 
 @pytest.fixture
 def deliveries(stack: Any, clock: ManualClock) -> WebhookDeliveries:
-    return WebhookDeliveries(make_client(stack, clock).auth)
+    return make_client(stack, clock).webhook_deliveries()
 
 
 def test_since_reads_pages_until_the_deliveries_are_older(

@@ -38,19 +38,19 @@ def test_a_key_rotated_in_ssm_then_deleted_on_github_is_picked_up(
     fake = stack.github
     for owner in (ORG, "beta", "gamma"):
         fake.add_installation(owner)
-    client.auth.token(ORG, "Org")  # the container signs with the first key
+    client.installation_token(ORG, "Org")  # the container signs with the first key
     reads = ssm_reads(stack)
 
     new_key = fake.add_app_key()
     put_key(stack, new_key.private_key_pem)
     fake.revoke_app_key(fake.key)
-    token = client.auth.token("beta", "Org")
+    token = client.installation_token("beta", "Org")
 
     assert token.token
     assert ssm_reads(stack) == reads + 1
     assert "github app key reloaded from SSM" in caplog.text
     # Later App calls sign with the new key straight away.
-    client.auth.token("gamma", "Org")
+    client.installation_token("gamma", "Org")
     assert ssm_reads(stack) == reads + 1
 
 
@@ -60,12 +60,12 @@ def test_a_refused_key_that_ssm_still_holds_fails_after_one_reading(
     fake = stack.github
     fake.add_installation(ORG)
     fake.add_installation("beta")
-    client.auth.token(ORG, "Org")
+    client.installation_token(ORG, "Org")
     reads, calls = ssm_reads(stack), len(fake.requests)
 
     fake.revoke_app_key(fake.key)  # deleted on GitHub, never replaced in SSM
     with pytest.raises(PermanentError, match="401"):
-        client.auth.token("beta", "Org")
+        client.installation_token("beta", "Org")
 
     assert ssm_reads(stack) == reads + 1
     assert len(fake.requests) == calls + 1  # refused once, not tried again with the same key

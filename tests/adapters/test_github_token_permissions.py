@@ -3,15 +3,19 @@ happens when GitHub will not give or honour that limit."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 from github_client_support import ORG, ManualClock
 
-from chalicelib.github.auth import token_permissions
+from chalicelib.aws.ssm import Ssm
 from chalicelib.github.client import GitHubClient
 from chalicelib.github.http import GitHubForbidden
+from chalicelib.rules.permissions import token_permissions
 from chalicelib.settings import load_settings
+from chalicelib.wiring import github_config
+from devstack.github_records import APP_PERMISSIONS
 
 TOKENS_ROUTE = "POST /app/installations/{installation_id}/access_tokens"
 
@@ -19,8 +23,8 @@ TOKENS_ROUTE = "POST /app/installations/{installation_id}/access_tokens"
 def client_with(stack: Any, clock: ManualClock, permissions: dict[str, str] | None,
                 **env: str) -> GitHubClient:
     settings = load_settings(stack.env(ENABLE_ORGANIZATION_RUNNERS="true", **env), "scale_up")
-    return GitHubClient(settings, stack.boto("ssm"), clock=clock, sleep=clock.sleep,
-                        permissions=permissions)
+    config = replace(github_config(settings, "scale_up"), permissions=permissions)
+    return GitHubClient(config, Ssm(stack.boto("ssm")), clock=clock, sleep=clock.sleep)
 
 
 @pytest.mark.parametrize(("function", "env", "expected"), [
@@ -51,7 +55,7 @@ def test_a_minted_token_carries_only_the_permissions_asked(
 
     client.registration_token(ORG, "Org")
 
-    token = client.auth.token(ORG, "Org")
+    token = client.installation_token(ORG, "Org")
     assert stack.github.token_permissions(token.token) == {
         "metadata": "read", "organization_self_hosted_runners": "write"}
 
@@ -71,7 +75,11 @@ def test_permissions_the_installation_lacks_then_an_unscoped_token(
 
     assert "github token permissions not granted; minting unscoped" in caplog.text
     assert stack.github.count(route=TOKENS_ROUTE) == 3  # refused, unscoped; beta unscoped
-    assert client.auth.permissions is None
+    # Scoping is off for the container's life: a later owner's token is unscoped at once.
+    stack.github.add_installation("gamma")
+    assert stack.github.token_permissions(client.installation_token("gamma", "Org").token) == {
+        **APP_PERMISSIONS}
+    assert stack.github.count(route=TOKENS_ROUTE) == 4
 
 
 def test_a_token_too_narrow_for_a_call_is_replaced_by_an_unscoped_one_once(

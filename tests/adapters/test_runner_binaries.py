@@ -42,7 +42,7 @@ def _object(s3: Any, key: str) -> tuple[bytes, dict[str, str]]:
 
 def test_sync_copies_the_latest_release_when_the_bucket_is_empty(binaries: Any,
                                                                   stack: Any) -> None:
-    result = run_sync(wiring.settings("sync_runner_binaries"))
+    result = run_sync(wiring.sync_runner_binaries())
 
     body, metadata = _object(binaries, "actions-runner-linux-x64.tar.gz")
     assert result.uploaded is True
@@ -51,24 +51,24 @@ def test_sync_copies_the_latest_release_when_the_bucket_is_empty(binaries: Any,
 
 
 def test_sync_leaves_the_object_alone_when_the_version_is_unchanged(binaries: Any) -> None:
-    settings = wiring.settings("sync_runner_binaries")
-    first = run_sync(settings)
+    deps = wiring.sync_runner_binaries()
+    first = run_sync(deps)
     # Same version recorded, different bytes: a second upload would overwrite them.
     binaries.put_object(Bucket=BUCKET, Key=first.key, Body=b"kept",
                         Metadata={VERSION_METADATA_KEY: first.version})
 
-    second = run_sync(settings)
+    second = run_sync(deps)
 
     assert second.uploaded is False
     assert _object(binaries, first.key)[0] == b"kept"
 
 
 def test_sync_replaces_the_object_when_a_new_release_is_out(binaries: Any, stack: Any) -> None:
-    settings = wiring.settings("sync_runner_binaries")
-    run_sync(settings)
+    deps = wiring.sync_runner_binaries()
+    run_sync(deps)
     stack.github.set_latest_runner_version("2.999.1")
 
-    result = run_sync(settings)
+    result = run_sync(deps)
 
     body, metadata = _object(binaries, result.key)
     assert (result.uploaded, result.version) == (True, "2.999.1")
@@ -81,7 +81,7 @@ def test_sync_caches_the_windows_zip_under_its_own_key(binaries: Any, stack: Any
     monkeypatch.setenv("RUNNER_OS", "windows")
     wiring.reset()
 
-    result = run_sync(wiring.settings("sync_runner_binaries"))
+    result = run_sync(wiring.sync_runner_binaries())
 
     assert result.key == object_key("windows", "x64") == "actions-runner-windows-x64.zip"
     assert _object(binaries, result.key)[0] == stack.github.release_bytes("win", "x64")
@@ -114,7 +114,7 @@ def test_sync_reports_a_5xx_download_as_retryable_and_publishes_nothing(binaries
     stack.github.fail_next(DOWNLOAD_ROUTE, status=503)
 
     with pytest.raises(RetryableError, match="HTTP 503"):
-        run_sync(wiring.settings("sync_runner_binaries"))
+        run_sync(wiring.sync_runner_binaries())
 
     assert binaries.list_objects_v2(Bucket=BUCKET).get("KeyCount", 0) == 0
 

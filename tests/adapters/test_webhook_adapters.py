@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws.sqs import BuildJob, BuildQueue
+from chalicelib.aws.sqs import BuildQueue
+from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, PermanentError, RetryableError
+from chalicelib.messages import JobMessage
 from chalicelib.services.webhook_secret import MIN_REFRESH_SECONDS, TTL_SECONDS, WebhookSecrets
 
 
@@ -28,7 +30,8 @@ def put_secret(stack: Any, value: str) -> None:
 
 
 def secrets_of(stack: Any, clock: Clock) -> WebhookSecrets:
-    return WebhookSecrets(stack.boto("ssm"), stack.deployment.webhook_secret_parameter, clock)
+    return WebhookSecrets(Ssm(stack.boto("ssm")), stack.deployment.webhook_secret_parameter,
+                          clock)
 
 
 def test_secret_is_decrypted_and_split_on_commas(stack: Any) -> None:
@@ -79,7 +82,7 @@ def test_throttled_secret_read_is_retryable(stack: Any) -> None:
 
 def test_build_queue_sends_the_contract_body(stack: Any) -> None:
     queue = BuildQueue(stack.boto("sqs"), stack.deployment.queue_url)
-    job = BuildJob(id=5, repository_name="app", repository_owner="acme", labels=("self-hosted",))
+    job = JobMessage(id=5, repository_name="app", repository_owner="acme", labels=("self-hosted",))
     message_id = queue.send(job, delivery_id="d-9")
     [message] = stack.boto("sqs").receive_message(
         QueueUrl=stack.deployment.queue_url, MessageAttributeNames=["All"])["Messages"]
@@ -101,12 +104,12 @@ def test_build_queue_classifies_send_failures(stack: Any, code: str, status: int
     stack.aws_faults.fail_next("sqs", "SendMessage", code, status=status)
     queue = BuildQueue(stack.boto("sqs"), stack.deployment.queue_url)
     with pytest.raises(kind, match=code):
-        queue.send(BuildJob(id=1, repository_name="a", repository_owner="b"))
+        queue.send(JobMessage(id=1, repository_name="a", repository_owner="b"))
 
 
 def test_build_queue_refuses_a_message_over_the_sqs_limit_whole(stack: Any) -> None:
     queue = BuildQueue(stack.boto("sqs"), stack.deployment.queue_url)
-    huge = BuildJob(id=1, repository_name="a", repository_owner="b", labels=("x" * 300_000,))
+    huge = JobMessage(id=1, repository_name="a", repository_owner="b", labels=("x" * 300_000,))
     with pytest.raises(PermanentError):
         queue.send(huge)
     assert stack.aws_faults.count("sqs", "SendMessage") == 0

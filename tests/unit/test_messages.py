@@ -12,8 +12,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.messages import MAX_LABELS, Rejected, parse_batch, parse_body
-from chalicelib.models import JobMessage
+from chalicelib.messages import MAX_LABELS, JobMessage, Rejected, parse_batch, parse_body
 
 
 def body(**overrides: Any) -> str:

@@ -9,8 +9,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from chalicelib.aws.errors import RETRYABLE_CODES
-from chalicelib.models import JobMessage
+from chalicelib.aws.ec2 import FleetError
+from chalicelib.messages import JobMessage
 from chalicelib.rules.scale_up import (
     DUPLICATE_JOB,
     LAUNCHED_BEFORE,
@@ -150,17 +150,19 @@ def test_settle_permanent_shortfall_consumes_the_rest() -> None:
     assert result.consume == ("a", "b") and result.retry == ()
 
 
+def _shortfall_retryable(*codes: str) -> bool:
+    return shortfall_retryable([FleetError(code, "").retryable for code in codes])
+
+
 def test_shortfall_is_retryable_for_capacity_errors_or_when_ec2_gave_no_reason() -> None:
-    assert shortfall_retryable(["InsufficientInstanceCapacity"], RETRYABLE_CODES)
-    assert shortfall_retryable([], RETRYABLE_CODES)
-    assert shortfall_retryable(["InvalidParameterValue", "UnfulfillableCapacity"],
-                               RETRYABLE_CODES)
+    assert _shortfall_retryable("InsufficientInstanceCapacity")
+    assert _shortfall_retryable()
+    assert _shortfall_retryable("InvalidParameterValue", "UnfulfillableCapacity")
 
 
 def test_shortfall_is_permanent_for_configuration_errors_only() -> None:
-    assert not shortfall_retryable(["InvalidAMIID.NotFound"], RETRYABLE_CODES)
-    assert not shortfall_retryable(["InvalidParameterValue", "UnauthorizedOperation"],
-                                   RETRYABLE_CODES)
+    assert not _shortfall_retryable("InvalidAMIID.NotFound")
+    assert not _shortfall_retryable("InvalidParameterValue", "UnauthorizedOperation")
 
 
 def test_on_demand_failover_only_for_spot_and_listed_codes() -> None:

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.aws.sqs import BuildJob
+from chalicelib.messages import JobMessage
 from chalicelib.rules.webhook_payload import (
     MAX_LABEL_LENGTH,
     MAX_LABELS,
@@ -31,7 +31,7 @@ def make_payload(**job: Any) -> dict[str, Any]:
 
 def test_queued_job_builds_the_contract_message() -> None:
     job = queued_job(make_payload())
-    assert job == BuildJob(id=7, repository_name="app", repository_owner="acme",
+    assert job == JobMessage(id=7, repository_name="app", repository_owner="acme",
                            installation_id=99, repo_owner_type="Organization",
                            labels=("self-hosted", "linux"))
     assert json.loads(job.to_body()) == {
