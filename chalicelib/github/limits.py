@@ -45,11 +45,6 @@ def api_base_url(ghes_url: str | None) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path}/api/v3"
 
 
-def web_base_url(ghes_url: str | None) -> str:
-    """The web root runners register against: `GHES_URL`, or https://github.com."""
-    return ghes_url.strip().rstrip("/") if ghes_url else "https://github.com"
-
-
 def backoff_delay(
     attempt: int,
     *,

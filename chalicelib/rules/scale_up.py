@@ -143,23 +143,6 @@ def settle(message_ids: Sequence[str], ready: int, retryable_shortfall: int) -> 
                       consume=rest[retry_count:])
 
 
-def shortfall_retryable(errors_retryable: Sequence[bool]) -> bool:
-    """Whether capacity a fleet did not launch is worth retrying, given whether each of its
-    errors is.
-
-    EC2 reports errors per launch-template override, so one fleet can mix a capacity error in
-    one subnet with a configuration error in another: any retryable one, or none at all,
-    means the capacity may come later.
-    """
-    return not errors_retryable or any(errors_retryable)
-
-
-def wants_on_demand_failover(capacity_type: str, error_codes: Sequence[str],
-                             failover_codes: Sequence[str]) -> bool:
-    """A spot fleet short of capacity with an error listed in the failover setting."""
-    return capacity_type == "spot" and any(code in failover_codes for code in error_codes)
-
-
 def client_token(deliveries: Iterable[tuple[str, int]], count: int, capacity_type: str) -> str:
     """The CreateFleet ClientToken of one group's launch (64 hex characters, EC2's maximum).
 

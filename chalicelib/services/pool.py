@@ -21,7 +21,7 @@ from chalicelib.errors import ConfigError, GhrError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.rules.pool import PoolPlan, plan_pool
-from chalicelib.services.launcher import LaunchOutcome, image_id, launch_runners
+from chalicelib.services.launcher import Launcher, LaunchRequest, image_id
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -87,10 +87,10 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
              reserved=plan.reserved, launching=plan.launch)
     if plan.launch < 1:
         return PoolReport(plan=plan)
-    outcome: LaunchOutcome = launch_runners(
-        settings, ec2, ssm, github, owner=owner, runner_type="Org", count=plan.launch,
-        created_by=CREATED_BY, image_id=image_id(settings.ami_id_ssm_parameter_name, ssm),
-    )
+    outcome = Launcher(settings, ec2, ssm, github).launch(LaunchRequest(
+        owner=owner, runner_type="Org", count=plan.launch, created_by=CREATED_BY,
+        image_id=image_id(settings.ami_id_ssm_parameter_name, ssm),
+    ))
     shortfall = outcome.retryable_shortfall + outcome.permanent_shortfall
     log.info("pool result", owner=owner, launched=len(outcome.ready),
              instance_ids=list(outcome.ready), shortfall=shortfall,

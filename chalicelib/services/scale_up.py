@@ -33,7 +33,7 @@ from chalicelib.rules.scale_up import (
     settle,
 )
 from chalicelib.services.launch_ledger import LaunchLedger
-from chalicelib.services.launcher import image_id, launch_runners, parallel
+from chalicelib.services.launcher import Launcher, LaunchRequest, image_id, parallel
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -165,11 +165,10 @@ class ScaleUp:
             return list(plan.retry)
         token = client_token([(m, receive_counts.get(m, 1)) for m in plan.launch],
                              plan.launching, settings.instance_target_capacity_type)
-        outcome = launch_runners(
-            settings, self.ec2, self.ssm, self.github, owner=group.owner,
-            runner_type=group.runner_type, count=plan.launching,
+        outcome = Launcher(settings, self.ec2, self.ssm, self.github).launch(LaunchRequest(
+            owner=group.owner, runner_type=group.runner_type, count=plan.launching,
             installation_id=group.installation_id, client_token=token, image_id=self.image_id(),
-        )
+        ))
         self.ledger.record(group.owner, group.runner_type, outcome.running, self.clock())
         result = settle(plan.launch, len(outcome.ready), outcome.retryable_shortfall)
         jobs = {job.message_id: (job.full_repo, job.id) for job in group.jobs}

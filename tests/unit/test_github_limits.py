@@ -13,8 +13,8 @@ from chalicelib.github.limits import (
     backoff_delay,
     classify_rate_limit,
     unauthorized_hint,
-    web_base_url,
 )
+from chalicelib.rules.launch import web_base_url
 
 
 @pytest.mark.parametrize(

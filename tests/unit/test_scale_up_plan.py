@@ -11,6 +11,11 @@ from hypothesis import strategies as st
 
 from chalicelib.aws.ec2 import FleetError
 from chalicelib.messages import JobMessage
+from chalicelib.rules.launch import (
+    config_arguments,
+    shortfall_retryable,
+    wants_on_demand_failover,
+)
 from chalicelib.rules.scale_up import (
     DUPLICATE_JOB,
     LAUNCHED_BEFORE,
@@ -21,10 +26,7 @@ from chalicelib.rules.scale_up import (
     owner_of,
     plan_scale_up,
     settle,
-    shortfall_retryable,
-    wants_on_demand_failover,
 )
-from chalicelib.services.launcher import config_arguments
 from chalicelib.settings import Settings, load_settings
 
 
