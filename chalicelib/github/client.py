@@ -18,7 +18,8 @@ from chalicelib import metrics
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, PermanentError
 from chalicelib.github.auth import AppAuth, InstallationToken
-from chalicelib.github.http import GitHubForbidden, GitHubHttp, GitHubUnauthorized
+from chalicelib.github.http import GitHubHttp
+from chalicelib.github.installation import InstallationCalls
 from chalicelib.github.limits import api_base_url
 from chalicelib.logs import get_logger
 from chalicelib.models import JitConfig, Runner, RunnerRelease, RunnerType
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DeleteOutcome = Literal["deleted", "busy", "not_found"]
-PER_PAGE = 100
-# 100 pages of 100: far above any installation's runner count; stops a pagination loop on a
-# misbehaving server.
-MAX_PAGES = 100
 _RELEASE_OS = {"linux": "linux", "windows": "win", "osx": "osx", "macos": "osx"}
 
 
@@ -89,6 +86,7 @@ class GitHubClient:
                                session=session, clock=clock, sleep=sleep)
         self._auth = AppAuth(self.http, ssm, config.app_id_parameter, config.app_key_parameter,
                              clock, permissions=config.permissions)
+        self._calls = InstallationCalls(self.http, self._auth)
         self._groups: dict[tuple[str, str], int] = {}
         self._clock = clock
         self._registration: dict[tuple[str, str], tuple[str, float]] = {}
@@ -124,75 +122,15 @@ class GitHubClient:
         themselves."""
         return self._auth.token(owner, runner_type, installation_id)
 
-    def _send(self, token: InstallationToken, method: str, template: str,
-              path: Mapping[str, str | int], **options: Any) -> requests.Response:
-        return self.http.request(method, template, path, authorization="Bearer " + token.token,
-                                 bucket=f"installation:{token.installation_id}", **options)
-
-    def _call(self, owner: str, runner_type: RunnerType, installation_id: int, method: str,
-              template: str, path: Mapping[str, str | int], **options: Any) -> requests.Response:
-        """One call as `owner`'s installation; a rejected token is renewed and retried once."""
-        token = self._auth.token(owner, runner_type, installation_id)
-        try:
-            return self._send(token, method, template, path, **options)
-        except GitHubForbidden:
-            # A limited token may lack what this call needs (runners of the other type left
-            # from an earlier configuration, a GHES with other permission names): tokens of
-            # everything the installation grants from now on, as before R-AUTH-05.
-            if not self._auth.unscope():
-                raise
-            log.warning("github token permissions too narrow; minting unscoped",
-                        call=f"{method} {template}", installation_id=token.installation_id)
-            token = self._auth.token(owner, runner_type, token.installation_id)
-            return self._send(token, method, template, path, **options)
-        except GitHubUnauthorized:
-            # Revoked or expired early (FI-06, BI-26): one fresh token, one more try.
-            log.warning("github installation token rejected", call=f"{method} {template}",
-                        installation_id=token.installation_id)
-            self._auth.invalidate(token.installation_id)
-        token = self._auth.token(owner, runner_type, token.installation_id)
-        try:
-            return self._send(token, method, template, path, **options)
-        except GitHubUnauthorized as error:
-            self._auth.invalidate(token.installation_id)
-            log.error("github authentication failed", call=f"{method} {template}",
-                      installation_id=token.installation_id)
-            raise PermanentError(
-                f"{method} {template}: 401 installation token rejected after a refresh "
-                "(App key revoked or installation suspended?)"
-            ) from error
-
-    def _pages(self, owner: str, runner_type: RunnerType, installation_id: int, template: str,
-               path: Mapping[str, str | int], key: str) -> list[Mapping[str, Any]]:
-        """Every item of a paginated list (`per_page=100`), deduplicated by id."""
-        items: dict[Any, Mapping[str, Any]] = {}
-        for page in range(1, MAX_PAGES + 1):
-            response = self._call(owner, runner_type, installation_id, "GET", template, path,
-                                  query={"per_page": PER_PAGE, "page": page})
-            body = response.json()
-            batch = body.get(key) or []
-            for item in batch:
-                # A runner registering mid-listing shifts the pages; the id keeps one copy.
-                items[item.get("id")] = item
-            total = body.get("total_count")
-            if response.links:
-                more = "next" in response.links
-            else:
-                more = len(batch) == PER_PAGE and not (isinstance(total, int)
-                                                       and len(items) >= total)
-            if not more:
-                break
-        return list(items.values())
-
     def job_status(self, repo_full_name: str, job_id: int, installation_id: int = 0,
                    runner_type: RunnerType = "Repo") -> str:
         """The status of workflow job `job_id` ("queued", "in_progress", "completed", ...), asked
         as the installation that serves `runner_type` runners of the repository's owner."""
         repo_owner, _, repo = repo_full_name.partition("/")
         owner = repo_owner if runner_type == "Org" else repo_full_name
-        response = self._call(owner, runner_type, installation_id, "GET",
-                              "/repos/{owner}/{repo}/actions/jobs/{job_id}",
-                              {"owner": repo_owner, "repo": repo, "job_id": job_id})
+        response = self._calls.call(owner, runner_type, installation_id, "GET",
+                                    "/repos/{owner}/{repo}/actions/jobs/{job_id}",
+                                    {"owner": repo_owner, "repo": repo, "job_id": job_id})
         return str(response.json()["status"])
 
     def registration_token(self, owner: str, runner_type: RunnerType, installation_id: int = 0,
@@ -209,8 +147,8 @@ class GitHubClient:
             if cached is not None and self._clock() - cached[1] < reuse_for:
                 return cached[0]
         prefix, path = _scope(owner, runner_type)
-        response = self._call(owner, runner_type, installation_id, "POST",
-                              prefix + "/actions/runners/registration-token", path)
+        response = self._calls.call(owner, runner_type, installation_id, "POST",
+                                    prefix + "/actions/runners/registration-token", path)
         token = str(response.json()["token"])
         with self._registration_lock:
             self._registration[key] = (token, self._clock())
@@ -228,8 +166,8 @@ class GitHubClient:
         prefix, path = _scope(owner, runner_type)
         body = {"name": name, "runner_group_id": runner_group_id, "labels": list(labels),
                 "work_folder": "_work"}
-        response = self._call(owner, runner_type, installation_id, "POST",
-                              prefix + JIT_PATH, path, body=body)
+        response = self._calls.call(owner, runner_type, installation_id, "POST",
+                                    prefix + JIT_PATH, path, body=body)
         data = response.json()
         return JitConfig(runner_id=int(data["runner"]["id"]),
                          encoded_jit_config=str(data["encoded_jit_config"]))
@@ -241,8 +179,9 @@ class GitHubClient:
         parameter = f"{self.config.runner_group_cache_path}/{group_name}"
         group_id = self._cached_group(parameter)
         if group_id is None:
-            groups = self._pages(org, "Org", installation_id, "/orgs/{org}/actions/runner-groups",
-                                 {"org": org}, "runner_groups")
+            groups = self._calls.pages(org, "Org", installation_id,
+                                       "/orgs/{org}/actions/runner-groups", {"org": org},
+                                       "runner_groups")
             found = [g for g in groups if g.get("name") == group_name]
             if not found:
                 raise PermanentError(
@@ -273,26 +212,26 @@ class GitHubClient:
                      installation_id: int = 0) -> list[Runner]:
         """Every self-hosted runner of `owner`, across all pages."""
         prefix, path = _scope(owner, runner_type)
-        items = self._pages(owner, runner_type, installation_id, prefix + "/actions/runners",
-                            path, "runners")
+        items = self._calls.pages(owner, runner_type, installation_id, prefix + "/actions/runners",
+                                  path, "runners")
         return [_runner(item) for item in items]
 
     def get_runner(self, owner: str, runner_type: RunnerType, runner_id: int,
                    installation_id: int = 0) -> Runner | None:
         """Runner `runner_id` of `owner`, or None when GitHub does not know it (404)."""
         prefix, path = _scope(owner, runner_type)
-        response = self._call(owner, runner_type, installation_id, "GET",
-                              prefix + "/actions/runners/{runner_id}",
-                              {**path, "runner_id": runner_id}, accept=(404,))
+        response = self._calls.call(owner, runner_type, installation_id, "GET",
+                                    prefix + "/actions/runners/{runner_id}",
+                                    {**path, "runner_id": runner_id}, accept=(404,))
         return None if response.status_code == 404 else _runner(response.json())
 
     def delete_runner(self, owner: str, runner_type: RunnerType, runner_id: int,
                       installation_id: int = 0) -> DeleteOutcome:
         """Deregister runner `runner_id`: "deleted", "busy" (422, running a job) or "not_found"."""
         prefix, path = _scope(owner, runner_type)
-        response = self._call(owner, runner_type, installation_id, "DELETE",
-                              prefix + "/actions/runners/{runner_id}",
-                              {**path, "runner_id": runner_id}, accept=(404, 422))
+        response = self._calls.call(owner, runner_type, installation_id, "DELETE",
+                                    prefix + "/actions/runners/{runner_id}",
+                                    {**path, "runner_id": runner_id}, accept=(404, 422))
         outcome: DeleteOutcome = "deleted"
         if response.status_code == 404:
             outcome = "not_found"
