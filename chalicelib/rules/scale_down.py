@@ -131,13 +131,12 @@ def classify_instance(
 ) -> InstanceDecision:
     """Decide one live instance from its owner's runners (None: the owner's listing failed);
     `confirmed`: the owner was listed twice, so a missing runner is really missing."""
-    boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
-    minimum = timedelta(minutes=settings.minimum_running_time_in_minutes)
     if instance.bypass_removal:
         return InstanceDecision("keep", "bypass")
     if owner_runners is None:
         return InstanceDecision("skip", "owner_unknown")
     age = now - instance.launch_time
+    boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
     runner = _runner_named(owner_runners, settings.runner_name_prefix + instance.instance_id)
     if runner is None:
         if age < boot:
@@ -145,6 +144,13 @@ def classify_instance(
         if confirmed:
             return InstanceDecision("orphan", "no runner after boot time")
         return InstanceDecision("suspect", "suspected_orphan")
+    minimum = timedelta(minutes=settings.minimum_running_time_in_minutes)
+    return _registered(runner, age, boot, minimum)
+
+
+def _registered(runner: Runner, age: timedelta, boot: timedelta,
+                minimum: timedelta) -> InstanceDecision:
+    """The decision for an instance whose runner is registered."""
     if runner.busy:
         return InstanceDecision("keep", "busy")
     if runner.status != "online":
