@@ -38,7 +38,7 @@ lint: setup
 	$(BIN)/ruff check .
 
 typecheck: setup
-	$(BIN)/mypy chalicelib
+	$(BIN)/mypy chalicelib app.py
 
 pytest: setup $(CHECKOV)
 	$(BIN)/python -m pytest -n 2 --dist loadfile

@@ -12,11 +12,9 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from chalicelib.errors import ConfigError
-from chalicelib.rules.cron import Cron, CronError, parse_cron
+from chalicelib.rules.idle_windows import IdleWindow, parse_idle_windows
 
-FunctionName = Literal[
-    "scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"
-]
+FunctionName = Literal["scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"]
 
 _GITHUB_APP = ("PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME")
 _LAUNCH = ("LAUNCH_TEMPLATE_NAME", "SUBNET_IDS", "SSM_TOKEN_PATH", "SSM_CONFIG_PATH")
@@ -34,26 +32,11 @@ RunnerOs = Literal["linux", "windows"]
 RunnerArchitecture = Literal["x64", "arm64"]
 CAPACITY_TYPES = ("spot", "on-demand")
 ALLOCATION_STRATEGIES = (
-    "lowest-price",
-    "diversified",
-    "capacity-optimized",
-    "capacity-optimized-prioritized",
-    "price-capacity-optimized",
-    "prioritized",
+    "lowest-price", "diversified", "capacity-optimized", "capacity-optimized-prioritized",
+    "price-capacity-optimized", "prioritized",
 )
-EVICTION_STRATEGIES = ("oldest_first", "newest_first")
 RUNNER_OSES = ("linux", "windows")
 RUNNER_ARCHITECTURES = ("x64", "arm64")
-
-
-@dataclass(frozen=True)
-class IdleWindow:
-    """One `SCALE_DOWN_CONFIG` entry: keep `idle_count` idle runners while `cron` matches."""
-
-    cron: Cron
-    time_zone: str
-    idle_count: int
-    eviction_strategy: str = "oldest_first"
 
 
 @dataclass(frozen=True)
@@ -194,55 +177,7 @@ def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
 
 
 def _idle_windows(text: str) -> tuple[IdleWindow, ...]:
-    value = _json(text)
-    if not isinstance(value, list):
-        raise ValueError("expected a JSON list of {cron, timeZone, idleCount, evictionStrategy}")
-    windows: list[IdleWindow] = []
-    errors: list[str] = []
-    for index, entry in enumerate(value):
-        try:
-            windows.append(_idle_window(entry))
-        except ValueError as error:
-            errors.append(f"entry {index}: {error}")
-    if errors:
-        raise ValueError("; ".join(errors))
-    return tuple(windows)
-
-
-def _idle_window(entry: Any) -> IdleWindow:
-    if not isinstance(entry, dict):
-        raise ValueError("expected an object")
-    errors: list[str] = []
-    cron_text = entry.get("cron")
-    cron: Cron | None = None
-    if not isinstance(cron_text, str):
-        errors.append("cron: missing or not a string")
-    else:
-        try:
-            cron = parse_cron(cron_text)
-        except CronError as error:
-            errors.append(f"cron {cron_text!r}: {error}")
-    time_zone = entry.get("timeZone", "UTC")
-    # Imported here: only scale_down with an idle_config needs time zones, and the import is
-    # part of every other function's cold start otherwise.
-    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-    try:
-        if not isinstance(time_zone, str):
-            raise ValueError
-        ZoneInfo(time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        errors.append(f"timeZone: unknown time zone {time_zone!r}")
-    idle_count = entry.get("idleCount", 0)
-    if isinstance(idle_count, bool) or not isinstance(idle_count, int) or idle_count < 0:
-        errors.append(f"idleCount: expected a non-negative integer, got {idle_count!r}")
-    strategy = entry.get("evictionStrategy", "oldest_first")
-    if strategy not in EVICTION_STRATEGIES:
-        errors.append(f"evictionStrategy: {strategy!r} is not one of oldest_first, newest_first")
-    if errors or cron is None:
-        raise ValueError(", ".join(errors))
-    return IdleWindow(cron=cron, time_zone=time_zone, idle_count=idle_count,
-                      eviction_strategy=strategy)
+    return parse_idle_windows(_json(text))
 
 
 def load_settings(env: Mapping[str, str], function: FunctionName | None = None) -> Settings:
@@ -252,76 +187,113 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
         for name in REQUIRED[function]:
             if r.raw(name) is None:
                 r.problems.append(f"{name}: required by {function} but not set")
+    settings = Settings(
+        environment=r.text("ENVIRONMENT"),
+        **_runners(r),
+        **_scale_down(r),
+        **_launch(r),
+        **_github(r),
+        **_webhook(r),
+        log_level=r.get(
+            "LOG_LEVEL", "INFO",
+            lambda t: _choice(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
+        ),
+        runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
+    )
+    if r.problems:
+        raise ConfigError(r.problems)
+    return settings
+
+
+# The parts of `load_settings`, by concern; problems are reported in the order of the reads.
+
+
+def _runners(r: _Reader) -> dict[str, Any]:
+    """What runners the deployment registers, and how many."""
     ephemeral = r.get("ENABLE_EPHEMERAL_RUNNERS", False, _bool)
     maximum = r.get("RUNNERS_MAXIMUM_COUNT", 3, _int)
     if maximum < -1:
         r.problems.append(f"RUNNERS_MAXIMUM_COUNT: must be -1 (no cap) or more, got {maximum}")
+    return {
+        "enable_ephemeral_runners": ephemeral,
+        "runners_maximum_count": maximum,
+        "enable_organization_runners": r.get("ENABLE_ORGANIZATION_RUNNERS", False, _bool),
+        "runner_labels": r.get("RUNNER_LABELS", (), _comma_list),
+        "runner_group_name": r.text("RUNNER_GROUP_NAME", "Default"),
+        "runner_name_prefix": r.text("RUNNER_NAME_PREFIX"),
+        # JIT configs register single-use runners, so they only make sense for ephemeral ones.
+        "enable_jit_config": ephemeral and r.get("ENABLE_JIT_CONFIG", ephemeral, _bool),
+        "enable_job_queued_check": r.get("ENABLE_JOB_QUEUED_CHECK", not ephemeral, _bool),
+        "disable_runner_autoupdate": r.get("DISABLE_RUNNER_AUTOUPDATE", False, _bool),
+        "runner_os": cast(RunnerOs, r.get("RUNNER_OS", "linux", _choice(RUNNER_OSES))),
+        "runner_architecture": cast(RunnerArchitecture, r.get(
+            "RUNNER_ARCHITECTURE", "x64", _choice(RUNNER_ARCHITECTURES)
+        )),
+        "runner_owner": r.raw("RUNNER_OWNER"),
+    }
+
+
+def _scale_down(r: _Reader) -> dict[str, Any]:
+    """When runners are idle, orphans or still booting, and how many idle ones stay."""
     minimum_running = r.get("MINIMUM_RUNNING_TIME_IN_MINUTES", 5.0, _minutes)
     if minimum_running < 0:
         r.problems.append("MINIMUM_RUNNING_TIME_IN_MINUTES: must not be negative")
     boot_time = r.get("RUNNER_BOOT_TIME_IN_MINUTES", 5.0, _minutes)
     if boot_time <= 0:
         r.problems.append("RUNNER_BOOT_TIME_IN_MINUTES: must be more than 0")
+    return {
+        "minimum_running_time_in_minutes": minimum_running,
+        "runner_boot_time_in_minutes": boot_time,
+        "scale_down_config": r.get("SCALE_DOWN_CONFIG", (), _idle_windows),
+    }
+
+
+def _launch(r: _Reader) -> dict[str, Any]:
+    """How instances are launched, and where their tokens and configuration go."""
+    return {
+        "launch_template_name": r.text("LAUNCH_TEMPLATE_NAME"),
+        "subnet_ids": r.get("SUBNET_IDS", (), _comma_list),
+        "instance_types": r.get("INSTANCE_TYPES", ("m5.large",), _comma_list) or ("m5.large",),
+        "instance_target_capacity_type": cast(CapacityType, r.get(
+            "INSTANCE_TARGET_CAPACITY_TYPE", "spot", _choice(CAPACITY_TYPES)
+        )),
+        "instance_allocation_strategy": r.get(
+            "INSTANCE_ALLOCATION_STRATEGY", "lowest-price", _choice(ALLOCATION_STRATEGIES)
+        ),
+        "instance_max_spot_price": r.raw("INSTANCE_MAX_SPOT_PRICE"),
+        "enable_on_demand_failover_for_errors": r.get(
+            "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS", (), _json_string_list
+        ),
+        "ami_id_ssm_parameter_name": r.raw("AMI_ID_SSM_PARAMETER_NAME"),
+        "ssm_token_path": r.text("SSM_TOKEN_PATH").rstrip("/"),
+        "ssm_config_path": r.text("SSM_CONFIG_PATH").rstrip("/"),
+    }
+
+
+def _github(r: _Reader) -> dict[str, Any]:
+    """Which GitHub, and where the App's credentials are kept."""
     ghes_url = r.raw("GHES_URL")
     if ghes_url is not None and not ghes_url.startswith(("https://", "http://")):
         r.problems.append(f"GHES_URL: expected an http:// or https:// URL, got {ghes_url!r}")
+    return {
+        "ghes_url": ghes_url.rstrip("/") if ghes_url else None,
+        "ghes_ssl_verify": r.get("GHES_SSL_VERIFY", True, _bool),
+        "parameter_github_app_id_name": r.text("PARAMETER_GITHUB_APP_ID_NAME"),
+        "parameter_github_app_key_base64_name": r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
+        "parameter_github_app_webhook_secret_name": r.text(
+            "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME"
+        ),
+    }
+
+
+def _webhook(r: _Reader) -> dict[str, Any]:
+    """What the webhook accepts, and where it sends jobs."""
     max_body = r.get("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, _int)
     if max_body < 1:
         r.problems.append("WEBHOOK_MAX_BODY_BYTES: must be positive")
-    allow_list = r.get("REPOSITORY_ALLOW_LIST", (), _json_string_list)
-    settings = Settings(
-        environment=r.text("ENVIRONMENT"),
-        enable_organization_runners=r.get("ENABLE_ORGANIZATION_RUNNERS", False, _bool),
-        runners_maximum_count=maximum,
-        runner_labels=r.get("RUNNER_LABELS", (), _comma_list),
-        runner_group_name=r.text("RUNNER_GROUP_NAME", "Default"),
-        runner_name_prefix=r.text("RUNNER_NAME_PREFIX"),
-        enable_ephemeral_runners=ephemeral,
-        # JIT configs register single-use runners, so they only make sense for ephemeral ones.
-        enable_jit_config=ephemeral and r.get("ENABLE_JIT_CONFIG", ephemeral, _bool),
-        enable_job_queued_check=r.get("ENABLE_JOB_QUEUED_CHECK", not ephemeral, _bool),
-        disable_runner_autoupdate=r.get("DISABLE_RUNNER_AUTOUPDATE", False, _bool),
-        launch_template_name=r.text("LAUNCH_TEMPLATE_NAME"),
-        subnet_ids=r.get("SUBNET_IDS", (), _comma_list),
-        instance_types=r.get("INSTANCE_TYPES", ("m5.large",), _comma_list) or ("m5.large",),
-        instance_target_capacity_type=cast(CapacityType, r.get(
-            "INSTANCE_TARGET_CAPACITY_TYPE", "spot", _choice(CAPACITY_TYPES)
-        )),
-        instance_allocation_strategy=r.get(
-            "INSTANCE_ALLOCATION_STRATEGY", "lowest-price", _choice(ALLOCATION_STRATEGIES)
-        ),
-        instance_max_spot_price=r.raw("INSTANCE_MAX_SPOT_PRICE"),
-        enable_on_demand_failover_for_errors=r.get(
-            "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS", (), _json_string_list
-        ),
-        ami_id_ssm_parameter_name=r.raw("AMI_ID_SSM_PARAMETER_NAME"),
-        ssm_token_path=r.text("SSM_TOKEN_PATH").rstrip("/"),
-        ssm_config_path=r.text("SSM_CONFIG_PATH").rstrip("/"),
-        parameter_github_app_id_name=r.text("PARAMETER_GITHUB_APP_ID_NAME"),
-        parameter_github_app_key_base64_name=r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
-        parameter_github_app_webhook_secret_name=r.text(
-            "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME"
-        ),
-        ghes_url=ghes_url.rstrip("/") if ghes_url else None,
-        ghes_ssl_verify=r.get("GHES_SSL_VERIFY", True, _bool),
-        scale_down_config=r.get("SCALE_DOWN_CONFIG", (), _idle_windows),
-        minimum_running_time_in_minutes=minimum_running,
-        runner_boot_time_in_minutes=boot_time,
-        runner_owner=r.raw("RUNNER_OWNER"),
-        sqs_url_webhook=r.text("SQS_URL_WEBHOOK"),
-        log_level=r.get(
-            "LOG_LEVEL", "INFO",
-            lambda t: _choice(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
-        ),
-        runner_os=cast(RunnerOs, r.get("RUNNER_OS", "linux", _choice(RUNNER_OSES))),
-        runner_architecture=cast(RunnerArchitecture, r.get(
-            "RUNNER_ARCHITECTURE", "x64", _choice(RUNNER_ARCHITECTURES)
-        )),
-        repository_allow_list=allow_list,
-        enable_webhook_redelivery=r.get("ENABLE_WEBHOOK_REDELIVERY", False, _bool),
-        runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
-        webhook_max_body_bytes=max_body,
-    )
-    if r.problems:
-        raise ConfigError(r.problems)
-    return settings
+    return {
+        "webhook_max_body_bytes": max_body,
+        "repository_allow_list": r.get("REPOSITORY_ALLOW_LIST", (), _json_string_list),
+        "enable_webhook_redelivery": r.get("ENABLE_WEBHOOK_REDELIVERY", False, _bool),
+        "sqs_url_webhook": r.text("SQS_URL_WEBHOOK"),
+    }

@@ -13,6 +13,7 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 
 from devstack import github_render as render
@@ -51,6 +52,8 @@ class GitHubFake(GitHubJobs):
         self.created_at = time.time()
         self.limits = RateLimits()
         self.faults = Faults()
+        # How added latency holds a call: a test may record the holds instead of waiting them.
+        self.sleep: Callable[[float], None] = time.sleep
         self._log: list[LoggedRequest] = []
         self._violations: list[Violation] = []
         self._server: ThreadingHTTPServer | None = None
@@ -114,13 +117,14 @@ class GitHubFake(GitHubJobs):
             thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Forget all state, faults, limits, logs, hooks and clock; keep the server and App key
-        (the keys added since are deleted)."""
+        """Forget all state, faults, limits, logs, hooks, clock and sleep; keep the server and App
+        key (the keys added since are deleted)."""
         with self.lock:
             self._clear()
             self.keys = [self.key]
             self.deliveries.clear()
             self.clock = time.time
+            self.sleep = time.sleep
             self.on_job_event = None
             self.limits = RateLimits()
             self.faults = Faults()
@@ -140,7 +144,7 @@ class GitHubFake(GitHubJobs):
         with self.lock:
             delay = self.faults.delay(route.key)
         if delay > 0:
-            time.sleep(delay)
+            self.sleep(delay)
         reply = self._answer(route, params, request)
         self._record(request.method, route.key, request.path, reply.status)
         if self.validate:
@@ -228,7 +232,7 @@ class GitHubFake(GitHubJobs):
         with self.lock:
             delay = self.faults.delay(DOWNLOAD_ROUTE)
         if delay > 0:
-            time.sleep(delay)
+            self.sleep(delay)
         asset = parse_download_path(path) if method in ("GET", "HEAD") else None
         with self.lock:
             fault = self.faults.take(DOWNLOAD_ROUTE) if asset else None

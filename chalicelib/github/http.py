@@ -11,6 +11,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
@@ -36,6 +37,11 @@ MAX_WAIT_WITHOUT_DEADLINE = 120.0
 MAX_CONCURRENT_REQUESTS = 10
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _RATE_HEADERS = ("remaining", "limit", "reset", "resource", "used")
+_HEADERS = {
+    "Accept": "application/vnd.github+json",
+    "X-GitHub-Api-Version": "2022-11-28",
+    "User-Agent": "github-runner-chalice",
+}
 
 
 class GitHubUnauthorized(PermanentError):
@@ -177,42 +183,27 @@ class GitHubHttp:
         accept: Collection[int] = (),
     ) -> requests.Response:
         """Send `method template` (an OpenAPI path template) and return a 2xx or accepted answer."""
-        call = f"{method} {template}"
-        url = self.base_url + template.format(
-            **{key: quote(str(value), safe="") for key, value in (path or {}).items()}
+        outgoing = _Outgoing(
+            method=method,
+            call=f"{method} {template}",
+            url=self.base_url + template.format(
+                **{key: quote(str(value), safe="") for key, value in (path or {}).items()}
+            ),
+            headers={**_HEADERS, **({"Authorization": authorization} if authorization else {})},
+            bucket=bucket,
+            query=query,
+            body=body,
         )
-        headers = {
-            "Accept": "application/vnd.github+json",
-            "X-GitHub-Api-Version": "2022-11-28",
-            "User-Agent": "github-runner-chalice",
-        }
-        if authorization:
-            headers["Authorization"] = authorization
+        call = outgoing.call
         attempt = 0
         rate_hits = 0
         while True:
-            self._respect_block(bucket, call)
-            if method in WRITE_METHODS:
-                self._pace(call)
             try:
-                with self._slots:
-                    self.stats["requests"] += 1
-                    response = self.session.request(
-                        method, url, params=query, json=body, headers=headers,
-                        timeout=(CONNECT_TIMEOUT_SECONDS, self._read_timeout()), verify=self.verify,
-                    )
-            except requests.exceptions.SSLError as error:
-                raise PermanentError(
-                    f"{call}: TLS verification failed (GHES_SSL_VERIFY=false accepts a "
-                    "self-signed certificate)"
-                ) from error
+                response = self._send(outgoing)
             except (requests.ConnectionError, requests.Timeout) as error:
                 self._backoff(call, attempt, type(error).__name__)
                 attempt += 1
                 continue
-            except requests.RequestException as error:
-                raise PermanentError(f"{call}: {type(error).__name__}") from error
-            self._record_rate_limit(response, bucket)
             status = response.status_code
             if status < 300 or status in accept:
                 return response
@@ -228,12 +219,35 @@ class GitHubHttp:
                 self._backoff(call, attempt, f"{status} {message}")
                 attempt += 1
                 continue
-            if status == 401:
-                hint = limits.unauthorized_hint(message)
-                raise GitHubUnauthorized(f"{call}: 401 {message} ({hint})", message)
-            if status == 403:
-                raise GitHubForbidden(f"{call}: 403 {message}")
-            raise PermanentError(f"{call}: {status} {message}")
+            raise _refusal(call, status, message)
+
+    def _send(self, outgoing: _Outgoing) -> requests.Response:
+        """One attempt, after any rate-limit block and write pacing; network failures (to retry)
+        raise as `requests` raises them, every other request failure as PermanentError."""
+        call = outgoing.call
+        self._respect_block(outgoing.bucket, call)
+        if outgoing.method in WRITE_METHODS:
+            self._pace(call)
+        try:
+            with self._slots:
+                self.stats["requests"] += 1
+                response = self.session.request(
+                    outgoing.method, outgoing.url, params=outgoing.query, json=outgoing.body,
+                    headers=outgoing.headers,
+                    timeout=(CONNECT_TIMEOUT_SECONDS, self._read_timeout()), verify=self.verify,
+                )
+        except requests.exceptions.SSLError as error:
+            # SSLError is a ConnectionError, but retrying cannot fix a certificate.
+            raise PermanentError(
+                f"{call}: TLS verification failed (GHES_SSL_VERIFY=false accepts a "
+                "self-signed certificate)"
+            ) from error
+        except (requests.ConnectionError, requests.Timeout):
+            raise  # the caller backs off and retries these
+        except requests.RequestException as error:
+            raise PermanentError(f"{call}: {type(error).__name__}") from error
+        self._record_rate_limit(response, outgoing.bucket)
+        return response
 
     def _rate_limited(
         self, call: str, bucket: str, status: int, hit: limits.RateLimitHit, earlier: int
@@ -249,6 +263,29 @@ class GitHubHttp:
             raise RetryableError(f"{call}: {reason} (gave up after {earlier} waits)")
         self._wait(hit.wait_seconds, call, reason)
         self._blocked_until.pop(bucket, None)
+
+
+@dataclass(frozen=True)
+class _Outgoing:
+    """One REST call as sent, whatever the attempt."""
+
+    method: str
+    call: str
+    url: str
+    headers: Mapping[str, str]
+    bucket: str
+    query: Mapping[str, str | int] | None
+    body: Any
+
+
+def _refusal(call: str, status: int, message: str) -> PermanentError:
+    """The error for a 4xx that is not a rate limit: retrying would get the same answer."""
+    if status == 401:
+        hint = limits.unauthorized_hint(message)
+        return GitHubUnauthorized(f"{call}: 401 {message} ({hint})", message)
+    if status == 403:
+        return GitHubForbidden(f"{call}: 403 {message}")
+    return PermanentError(f"{call}: {status} {message}")
 
 
 def _int(text: str) -> int | str:

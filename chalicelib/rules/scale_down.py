@@ -21,6 +21,7 @@ only decides who is worth trying. Rules, per owner whose runners could be listed
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -106,6 +107,62 @@ def instance_id_of(runner_name: str, prefix: str) -> str | None:
     return rest if re.fullmatch(r"i-[0-9a-f]{8,17}", rest) else None
 
 
+Verdict = Literal["keep", "skip", "suspect", "orphan", "idle"]
+
+
+@dataclass(frozen=True)
+class InstanceDecision:
+    """One live instance's fate in a run: `keep` it (`skip`: its owner could not be listed;
+    `suspect`: list its owner again first), remove it as an `orphan`, or let it compete for the
+    idle quota (`idle`). `reason` names a kept count or a removal's reason."""
+
+    verdict: Verdict
+    reason: str
+    runner_id: int | None = None
+
+
+def classify_instance(
+    instance: Instance,
+    owner_runners: Sequence[Runner] | None,
+    settings: Settings,
+    now: datetime,
+    *,
+    confirmed: bool = False,
+) -> InstanceDecision:
+    """Decide one live instance from its owner's runners (None: the owner's listing failed);
+    `confirmed`: the owner was listed twice, so a missing runner is really missing."""
+    if instance.bypass_removal:
+        return InstanceDecision("keep", "bypass")
+    if owner_runners is None:
+        return InstanceDecision("skip", "owner_unknown")
+    age = now - instance.launch_time
+    boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
+    runner = _runner_named(owner_runners, settings.runner_name_prefix + instance.instance_id)
+    if runner is None:
+        if age < boot:
+            return InstanceDecision("keep", "booting")
+        if confirmed:
+            return InstanceDecision("orphan", "no runner after boot time")
+        return InstanceDecision("suspect", "suspected_orphan")
+    minimum = timedelta(minutes=settings.minimum_running_time_in_minutes)
+    return _registered(runner, age, boot, minimum)
+
+
+def _registered(runner: Runner, age: timedelta, boot: timedelta,
+                minimum: timedelta) -> InstanceDecision:
+    """The decision for an instance whose runner is registered."""
+    if runner.busy:
+        return InstanceDecision("keep", "busy")
+    if runner.status != "online":
+        # A registered runner younger than the minimum stays, even offline.
+        if age < max(boot, minimum):
+            return InstanceDecision("keep", "booting")
+        return InstanceDecision("orphan", "runner offline after boot time", runner.id)
+    if age < minimum:
+        return InstanceDecision("keep", "young")
+    return InstanceDecision("idle", "idle", runner.id)
+
+
 def plan_scale_down(
     instances: Sequence[Instance],
     runners: Mapping[OwnerKey, Sequence[Runner]],
@@ -126,74 +183,37 @@ def plan_scale_down(
     window = active_window(settings.scale_down_config, now)
     idle_count = window.idle_count if window else 0
     strategy = window.eviction_strategy if window else "oldest_first"
-    boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
-    minimum = timedelta(minutes=settings.minimum_running_time_in_minutes)
-    prefix = settings.runner_name_prefix
+    decided = [
+        (instance, classify_instance(instance, runners.get(_owner(instance)), settings, now,
+                                     confirmed=_owner(instance) in confirmed_owners))
+        for instance in instances if instance.state in LIVE_STATES
+    ]
+    kept = dict(Counter(d.reason for _, d in decided if d.verdict in ("keep", "skip", "suspect")))
+    orphans = [Removal("orphan", i.owner, i.runner_type, i.instance_id, d.runner_id, d.reason)
+               for i, d in decided if d.verdict == "orphan"]
+    idle = [(i, d.runner_id) for i, d in decided if d.verdict == "idle"]
+    idle_removals = _evict(idle, idle_count, strategy)
+    if len(idle) > len(idle_removals):
+        kept["idle"] = len(idle) - len(idle_removals)
 
     states = {i.instance_id: i.state for i in instances}
     states.update(instance_states or {})
     bypassed = {i.instance_id for i in instances if i.bypass_removal}
-    kept: dict[str, int] = {}
-    orphans: list[Removal] = []
-    idle: list[tuple[Instance, Runner]] = []
-    suspects: set[OwnerKey] = set()
-    skipped: set[OwnerKey] = set()
-
-    def keep(reason: str) -> None:
-        kept[reason] = kept.get(reason, 0) + 1
-
-    for instance in instances:
-        if instance.state not in LIVE_STATES:
-            continue
-        key: OwnerKey = (instance.owner, instance.runner_type)
-        if instance.bypass_removal:
-            keep("bypass")
-            continue
-        if key not in runners:
-            skipped.add(key)
-            keep("owner_unknown")
-            continue
-        age = now - instance.launch_time
-        runner = _runner_named(runners[key], prefix + instance.instance_id)
-        if runner is None:
-            if age < boot:
-                keep("booting")
-            elif key in confirmed_owners:
-                orphans.append(Removal("orphan", key[0], key[1], instance.instance_id, None,
-                                       "no runner after boot time"))
-            else:
-                suspects.add(key)
-                keep("suspected_orphan")
-        elif runner.busy:
-            keep("busy")
-        elif runner.status != "online":
-            # A registered runner younger than the minimum stays, even offline.
-            if age < max(boot, minimum):
-                keep("booting")
-            else:
-                orphans.append(Removal("orphan", key[0], key[1], instance.instance_id, runner.id,
-                                       "runner offline after boot time"))
-        elif age < minimum:
-            keep("young")
-        else:
-            idle.append((instance, runner))
-
-    idle_removals = _evict(idle, idle_count, strategy)
-    keep_count = len(idle) - len(idle_removals)
-    if keep_count:
-        kept["idle"] = keep_count
-
-    ghosts, unknown = _ghosts(runners, states, bypassed, prefix)
+    ghosts, unknown = _ghosts(runners, states, bypassed, settings.runner_name_prefix)
     return ScaleDownPlan(
         removals=tuple(orphans + idle_removals + ghosts),
         idle_count=idle_count,
         eviction_strategy=strategy,
         window=window.cron.expression if window else None,
         kept=kept,
-        skipped_owners=tuple(sorted(skipped)),
-        suspect_owners=tuple(sorted(suspects)),
+        skipped_owners=tuple(sorted({_owner(i) for i, d in decided if d.verdict == "skip"})),
+        suspect_owners=tuple(sorted({_owner(i) for i, d in decided if d.verdict == "suspect"})),
         unknown_instance_ids=tuple(sorted(unknown)),
     )
+
+
+def _owner(instance: Instance) -> OwnerKey:
+    return (instance.owner, instance.runner_type)
 
 
 def _runner_named(runners: Sequence[Runner], name: str) -> Runner | None:
@@ -205,7 +225,8 @@ def _runner_named(runners: Sequence[Runner], name: str) -> Runner | None:
     return next((r for r in matches if r.busy), matches[0])
 
 
-def _evict(idle: list[tuple[Instance, Runner]], idle_count: int, strategy: str) -> list[Removal]:
+def _evict(idle: list[tuple[Instance, int | None]], idle_count: int,
+           strategy: str) -> list[Removal]:
     """Keep `idle_count` idle runners across owners; remove the rest in eviction order."""
     # oldest_first evicts the oldest: order newest first, keep the head, remove the tail.
     newest_first_order = strategy == "oldest_first"
@@ -214,8 +235,8 @@ def _evict(idle: list[tuple[Instance, Runner]], idle_count: int, strategy: str) 
     leaving = ordered[idle_count:]
     # Remove in eviction order (the first to go first), so a run cut short keeps the right ones.
     leaving.reverse()
-    return [Removal("idle", i.owner, i.runner_type, i.instance_id, r.id, "idle")
-            for i, r in leaving]
+    return [Removal("idle", i.owner, i.runner_type, i.instance_id, runner_id, "idle")
+            for i, runner_id in leaving]
 
 
 def _ghosts(runners: Mapping[OwnerKey, Sequence[Runner]], states: Mapping[str, str],

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import time
+import socket
+import threading
 
 import pytest
 
 from devstack.github_fake import GitHubFake
+from devstack.github_http import make_server
 from devstack.github_testing import FakeGitHubClient
 
 REG = "POST /orgs/{org}/actions/runners/registration-token"
@@ -141,14 +143,12 @@ def test_injected_primary_limit_has_zero_remaining_and_reset(
 def test_added_latency_holds_the_route(
     fake: GitHubFake, client: FakeGitHubClient, token: str
 ) -> None:
+    held: list[float] = []
+    fake.sleep = held.append  # the fake's reset() puts time.sleep back
     fake.add_latency(LIST, 0.2)
-    started = time.monotonic()
     client.call("GET", LIST_PATH, token)
-    slow = time.monotonic() - started
-    started = time.monotonic()
     client.call("POST", REG_PATH, token)
-    fast = time.monotonic() - started
-    assert slow >= 0.2 and fast < 0.1
+    assert held == [0.2]  # the listing was held, the other route was not
 
 
 def test_fault_on_unknown_route_is_refused(fake: GitHubFake) -> None:
@@ -182,12 +182,32 @@ def test_request_log_counts_by_route_method_and_prefix(
 
 
 def test_keep_alive_answers_without_delayed_ack_stalls(
-    client: FakeGitHubClient, token: str
+    fake: GitHubFake, client: FakeGitHubClient, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # With Nagle's algorithm on, each keep-alive answer would wait ~40 ms for the delayed ACK.
-    durations = []
-    for _ in range(15):
-        started = time.monotonic()
-        assert client.call("POST", REG_PATH, token).status_code == 201
-        durations.append(time.monotonic() - started)
-    assert sorted(durations)[len(durations) // 2] < 0.03
+    # With Nagle's algorithm on, each keep-alive answer would wait ~40 ms for the delayed ACK:
+    # every call reuses one connection, and that connection has TCP_NODELAY set. A second server
+    # of the same fake, so that its accepted connections can be seen.
+    server = make_server(fake, "127.0.0.1", 0)
+    accepted: list[socket.socket] = []
+    accept = server.get_request
+
+    def get_request() -> tuple[socket.socket, object]:
+        connection, address = accept()
+        accepted.append(connection)
+        return connection, address
+
+    monkeypatch.setattr(server, "get_request", get_request)
+    serving = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                               daemon=True)
+    serving.start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/api/v3{REG_PATH}"
+    try:
+        for _ in range(15):
+            assert client.call("POST", url, token).status_code == 201
+        assert len(accepted) == 1
+        assert accepted[0].getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        client.close()
+        server.shutdown()
+        server.server_close()
+        serving.join(timeout=5)

@@ -5,8 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 from chalicelib.rules.cron import parse_cron
-from chalicelib.rules.idle_windows import active_window
-from chalicelib.settings import IdleWindow
+from chalicelib.rules.idle_windows import IdleWindow, active_window
 
 
 def window(cron: str, tz: str = "UTC", idle: int = 1, strategy: str = "oldest_first") -> IdleWindow:

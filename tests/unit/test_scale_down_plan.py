@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from chalicelib.models import TAG_BYPASS_REMOVAL, Instance, Runner, RunnerType
 from chalicelib.rules.cron import parse_cron
+from chalicelib.rules.idle_windows import IdleWindow
 from chalicelib.rules.scale_down import (
     ABSENT,
     OwnerKey,
@@ -17,7 +18,7 @@ from chalicelib.rules.scale_down import (
     plan_scale_down,
     plan_stale_tokens,
 )
-from chalicelib.settings import IdleWindow, Settings
+from chalicelib.settings import Settings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)  # a Monday, noon UTC
 ORG: OwnerKey = ("acme", "Org")

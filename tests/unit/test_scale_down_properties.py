@@ -16,9 +16,10 @@ from hypothesis import strategies as st
 
 from chalicelib.models import TAG_BYPASS_REMOVAL, Instance, Runner
 from chalicelib.rules.cron import parse_cron
+from chalicelib.rules.idle_windows import IdleWindow
 from chalicelib.rules.scale_down import ABSENT, LIVE_STATES, OwnerKey, plan_scale_down
 from chalicelib.services.scale_down import _Run
-from chalicelib.settings import IdleWindow, Settings
+from chalicelib.settings import Settings
 
 NOW = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 OWNERS: tuple[OwnerKey, ...] = (("acme", "Org"), ("beta/app", "Repo"))
