@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, cast
 
 from chalicelib.errors import ConfigError
+from chalicelib.models import CapacityType
 from chalicelib.rules.idle_windows import IdleWindow, parse_idle_windows
 
 FunctionName = Literal["scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"]
@@ -27,7 +28,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "sync_runner_binaries": ("ENVIRONMENT", "RUNNER_BINARIES_BUCKET"),
 }
 
-CapacityType = Literal["spot", "on-demand"]
 RunnerOs = Literal["linux", "windows"]
 RunnerArchitecture = Literal["x64", "arm64"]
 CAPACITY_TYPES = ("spot", "on-demand")

@@ -13,10 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from chalicelib.models import Instance, Runner
+from chalicelib.models import LIVE_STATES, Instance, Runner
+from chalicelib.rules.runners import runners_by_name
 from chalicelib.settings import Settings
-
-LIVE_STATES = frozenset({"pending", "running"})
 
 
 @dataclass(frozen=True)
@@ -44,11 +43,7 @@ def plan_pool(owner: str, pool_size: int, instances: Sequence[Instance],
     """Decide the top-up of `owner`'s pool from its instances and runners at `now`, leaving
     `reserved` places under the cap."""
     boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
-    by_name: dict[str, Runner] = {}
-    for runner in runners:
-        # A busy record wins over an idle twin of the same name (see scale_down_plan).
-        if runner.name not in by_name or runner.busy:
-            by_name[runner.name] = runner
+    by_name = runners_by_name(runners)
     live = [i for i in instances if i.state in LIVE_STATES]
     idle_online = booting = 0
     for instance in live:

@@ -27,12 +27,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
-from chalicelib.models import Instance, Runner, RunnerType
+from chalicelib.models import LIVE_STATES, Instance, Runner, RunnerType
 from chalicelib.rules.idle_windows import active_window
+from chalicelib.rules.runners import runners_by_name
 from chalicelib.settings import Settings
 
 OwnerKey = tuple[str, RunnerType]
-LIVE_STATES = frozenset({"pending", "running"})
 # A state for an instance id that EC2 does not know at all (long terminated, or never ours).
 ABSENT = "absent"
 # Registration tokens and JIT configs are valid one hour: past that a parameter is useless.
@@ -123,13 +123,14 @@ class InstanceDecision:
 
 def classify_instance(
     instance: Instance,
-    owner_runners: Sequence[Runner] | None,
+    owner_runners: Mapping[str, Runner] | None,
     settings: Settings,
     now: datetime,
     *,
     confirmed: bool = False,
 ) -> InstanceDecision:
-    """Decide one live instance from its owner's runners (None: the owner's listing failed);
+    """Decide one live instance from its owner's runners by name (`rules.runners`; None: the
+    owner's listing failed);
     `confirmed`: the owner was listed twice, so a missing runner is really missing."""
     if instance.bypass_removal:
         return InstanceDecision("keep", "bypass")
@@ -137,7 +138,7 @@ def classify_instance(
         return InstanceDecision("skip", "owner_unknown")
     age = now - instance.launch_time
     boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
-    runner = _runner_named(owner_runners, settings.runner_name_prefix + instance.instance_id)
+    runner = owner_runners.get(settings.runner_name_prefix + instance.instance_id)
     if runner is None:
         if age < boot:
             return InstanceDecision("keep", "booting")
@@ -183,8 +184,9 @@ def plan_scale_down(
     window = active_window(settings.scale_down_config, now)
     idle_count = window.idle_count if window else 0
     strategy = window.eviction_strategy if window else "oldest_first"
+    by_name = {owner: runners_by_name(listed) for owner, listed in runners.items()}
     decided = [
-        (instance, classify_instance(instance, runners.get(_owner(instance)), settings, now,
+        (instance, classify_instance(instance, by_name.get(_owner(instance)), settings, now,
                                      confirmed=_owner(instance) in confirmed_owners))
         for instance in instances if instance.state in LIVE_STATES
     ]
@@ -214,15 +216,6 @@ def plan_scale_down(
 
 def _owner(instance: Instance) -> OwnerKey:
     return (instance.owner, instance.runner_type)
-
-
-def _runner_named(runners: Sequence[Runner], name: str) -> Runner | None:
-    # Several records with one name can exist briefly (a re-registration): a busy one wins, so
-    # the instance is never judged by a stale idle twin.
-    matches = [r for r in runners if r.name == name]
-    if not matches:
-        return None
-    return next((r for r in matches if r.busy), matches[0])
 
 
 def _evict(idle: list[tuple[Instance, int | None]], idle_count: int,

@@ -28,10 +28,9 @@ from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, RetryableError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
-from chalicelib.models import Instance, Runner
+from chalicelib.models import LIVE_STATES, Instance, Runner
 from chalicelib.rules.scale_down import (
     ABSENT,
-    LIVE_STATES,
     OwnerKey,
     Removal,
     ScaleDownPlan,

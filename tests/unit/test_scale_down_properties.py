@@ -14,10 +14,10 @@ from hypothesis import given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
-from chalicelib.models import TAG_BYPASS_REMOVAL, Instance, Runner
+from chalicelib.models import LIVE_STATES, TAG_BYPASS_REMOVAL, Instance, Runner
 from chalicelib.rules.cron import parse_cron
 from chalicelib.rules.idle_windows import IdleWindow
-from chalicelib.rules.scale_down import ABSENT, LIVE_STATES, OwnerKey, plan_scale_down
+from chalicelib.rules.scale_down import ABSENT, OwnerKey, plan_scale_down
 from chalicelib.services.scale_down import _Run
 from chalicelib.settings import Settings
 

@@ -153,6 +153,9 @@ def test_scale_down_config_is_parsed_with_defaults() -> None:
         ('{"cron": "61 * * * *", "idleCount": 1}', "minute"),
         ('{"cron": "* * * * * *", "timeZone": "Europe/Atlantis", "idleCount": 1}',
          "unknown time zone 'Europe/Atlantis'"),
+        # A folder of the time-zone database, not a zone (the read raised IsADirectoryError).
+        ('{"cron": "* * * * *", "timeZone": "America", "idleCount": 1}',
+         "unknown time zone 'America'"),
         ('{"cron": "* * * * *", "idleCount": -1}', "idleCount"),
         ('{"cron": "* * * * *", "idleCount": 1, "evictionStrategy": "random"}',
          "evictionStrategy"),
