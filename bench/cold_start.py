@@ -114,6 +114,7 @@ def devstack_like_env() -> dict[str, str]:
         "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": f"{prefix}/app/github_app_key_base64",
         "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": f"{prefix}/app/github_app_webhook_secret",
         "SQS_URL_WEBHOOK": "http://127.0.0.1:9/123456789012/devstack-queued-builds",
+        "STATE_TABLE_NAME": f"{ENVIRONMENT}-state",
         "RUNNER_OWNER": "acme",
         "LOG_LEVEL": "INFO",
     }

@@ -6,11 +6,20 @@ fixes a deployment in one round. Which variables are required depends on the fun
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, cast
 
+from chalicelib.env_values import (
+    EnvReader,
+    bool_value,
+    choice_value,
+    comma_list_value,
+    int_value,
+    json_string_list_value,
+    json_value,
+    minutes_value,
+)
 from chalicelib.errors import ConfigError
 from chalicelib.models import CapacityType
 from chalicelib.rules.idle_windows import IdleWindow, parse_idle_windows
@@ -21,10 +30,11 @@ _GITHUB_APP = ("PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_
 _LAUNCH = ("LAUNCH_TEMPLATE_NAME", "SUBNET_IDS", "SSM_TOKEN_PATH", "SSM_CONFIG_PATH")
 
 REQUIRED: dict[str, tuple[str, ...]] = {
-    "scale_up": ("ENVIRONMENT", *_LAUNCH, *_GITHUB_APP),
-    "adjust_pool": ("ENVIRONMENT", *_LAUNCH, *_GITHUB_APP, "RUNNER_OWNER"),
-    "scale_down": ("ENVIRONMENT", "SSM_TOKEN_PATH", *_GITHUB_APP),
-    "webhook": ("ENVIRONMENT", "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME", "SQS_URL_WEBHOOK"),
+    "scale_up": ("ENVIRONMENT", *_LAUNCH, *_GITHUB_APP, "STATE_TABLE_NAME"),
+    "adjust_pool": ("ENVIRONMENT", *_LAUNCH, *_GITHUB_APP, "RUNNER_OWNER", "STATE_TABLE_NAME"),
+    "scale_down": ("ENVIRONMENT", "SSM_TOKEN_PATH", *_GITHUB_APP, "STATE_TABLE_NAME"),
+    "webhook": ("ENVIRONMENT", "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME", "SQS_URL_WEBHOOK",
+                "STATE_TABLE_NAME"),
     "sync_runner_binaries": ("ENVIRONMENT", "RUNNER_BINARIES_BUCKET"),
 }
 
@@ -81,6 +91,9 @@ class Settings:
     runner_binaries_bucket: str = ""
     webhook_max_body_bytes: int = 1024 * 1024
     enable_webhook_redelivery: bool = False
+    # The DynamoDB table of what must hold across containers (cap reservations, jobs and
+    # deliveries handled once, bindings).
+    state_table_name: str = ""
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
@@ -93,96 +106,13 @@ class Settings:
         return ("self-hosted", self.runner_os, self.runner_architecture, *self.runner_labels)
 
 
-T = TypeVar("T")
-
-
-class _Reader:
-    """Reads variables, converting each and recording every problem instead of stopping."""
-
-    def __init__(self, env: Mapping[str, str]) -> None:
-        self.env = env
-        self.problems: list[str] = []
-
-    def raw(self, name: str) -> str | None:
-        value = self.env.get(name)
-        if value is None or value.strip() == "":
-            return None
-        return value.strip()
-
-    def get(self, name: str, default: Any, convert: Callable[[str], T]) -> T:
-        text = self.raw(name)
-        if text is None:
-            return cast(T, default)
-        try:
-            return convert(text)
-        except (ValueError, TypeError) as error:
-            self.problems.append(f"{name}: {error}")
-            return cast(T, default)
-
-    def text(self, name: str, default: str = "") -> str:
-        return self.get(name, default, str)
-
-
-def _bool(text: str) -> bool:
-    lowered = text.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise ValueError(f"expected true or false, got {text!r}")
-
-
-def _int(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise ValueError(f"expected an integer, got {text!r}") from None
-
-
-def _minutes(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise ValueError(f"expected a number of minutes, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise ValueError(f"expected a finite number of minutes, got {text!r}")
-    return value
-
-
-def _comma_list(text: str) -> tuple[str, ...]:
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _json_string_list(text: str) -> tuple[str, ...]:
-    value = _json(text)
-    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise ValueError("expected a JSON list of strings")
-    return tuple(value)
-
-
-def _json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"invalid JSON ({error.msg} at position {error.pos})") from None
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def convert(text: str) -> str:
-        if text not in options:
-            raise ValueError(f"{text!r} is not one of {', '.join(options)}")
-        return text
-
-    return convert
-
-
 def _idle_windows(text: str) -> tuple[IdleWindow, ...]:
-    return parse_idle_windows(_json(text))
+    return parse_idle_windows(json_value(text))
 
 
 def load_settings(env: Mapping[str, str], function: FunctionName | None = None) -> Settings:
     """Build and validate the settings of `function` from `env`; raise one `ConfigError`."""
-    r = _Reader(env)
+    r = EnvReader(env)
     if function is not None:
         for name in REQUIRED[function]:
             if r.raw(name) is None:
@@ -196,9 +126,10 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
         **_webhook(r),
         log_level=r.get(
             "LOG_LEVEL", "INFO",
-            lambda t: _choice(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
+            lambda t: choice_value(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
         ),
         runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
+        state_table_name=r.text("STATE_TABLE_NAME"),
     )
     if r.problems:
         raise ConfigError(r.problems)
@@ -208,37 +139,37 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
 # The parts of `load_settings`, by concern; problems are reported in the order of the reads.
 
 
-def _runners(r: _Reader) -> dict[str, Any]:
+def _runners(r: EnvReader) -> dict[str, Any]:
     """What runners the deployment registers, and how many."""
-    ephemeral = r.get("ENABLE_EPHEMERAL_RUNNERS", False, _bool)
-    maximum = r.get("RUNNERS_MAXIMUM_COUNT", 3, _int)
+    ephemeral = r.get("ENABLE_EPHEMERAL_RUNNERS", False, bool_value)
+    maximum = r.get("RUNNERS_MAXIMUM_COUNT", 3, int_value)
     if maximum < -1:
         r.problems.append(f"RUNNERS_MAXIMUM_COUNT: must be -1 (no cap) or more, got {maximum}")
     return {
         "enable_ephemeral_runners": ephemeral,
         "runners_maximum_count": maximum,
-        "enable_organization_runners": r.get("ENABLE_ORGANIZATION_RUNNERS", False, _bool),
-        "runner_labels": r.get("RUNNER_LABELS", (), _comma_list),
+        "enable_organization_runners": r.get("ENABLE_ORGANIZATION_RUNNERS", False, bool_value),
+        "runner_labels": r.get("RUNNER_LABELS", (), comma_list_value),
         "runner_group_name": r.text("RUNNER_GROUP_NAME", "Default"),
         "runner_name_prefix": r.text("RUNNER_NAME_PREFIX"),
         # JIT configs register single-use runners, so they only make sense for ephemeral ones.
-        "enable_jit_config": ephemeral and r.get("ENABLE_JIT_CONFIG", ephemeral, _bool),
-        "enable_job_queued_check": r.get("ENABLE_JOB_QUEUED_CHECK", not ephemeral, _bool),
-        "disable_runner_autoupdate": r.get("DISABLE_RUNNER_AUTOUPDATE", False, _bool),
-        "runner_os": cast(RunnerOs, r.get("RUNNER_OS", "linux", _choice(RUNNER_OSES))),
+        "enable_jit_config": ephemeral and r.get("ENABLE_JIT_CONFIG", ephemeral, bool_value),
+        "enable_job_queued_check": r.get("ENABLE_JOB_QUEUED_CHECK", not ephemeral, bool_value),
+        "disable_runner_autoupdate": r.get("DISABLE_RUNNER_AUTOUPDATE", False, bool_value),
+        "runner_os": cast(RunnerOs, r.get("RUNNER_OS", "linux", choice_value(RUNNER_OSES))),
         "runner_architecture": cast(RunnerArchitecture, r.get(
-            "RUNNER_ARCHITECTURE", "x64", _choice(RUNNER_ARCHITECTURES)
+            "RUNNER_ARCHITECTURE", "x64", choice_value(RUNNER_ARCHITECTURES)
         )),
         "runner_owner": r.raw("RUNNER_OWNER"),
     }
 
 
-def _scale_down(r: _Reader) -> dict[str, Any]:
+def _scale_down(r: EnvReader) -> dict[str, Any]:
     """When runners are idle, orphans or still booting, and how many idle ones stay."""
-    minimum_running = r.get("MINIMUM_RUNNING_TIME_IN_MINUTES", 5.0, _minutes)
+    minimum_running = r.get("MINIMUM_RUNNING_TIME_IN_MINUTES", 5.0, minutes_value)
     if minimum_running < 0:
         r.problems.append("MINIMUM_RUNNING_TIME_IN_MINUTES: must not be negative")
-    boot_time = r.get("RUNNER_BOOT_TIME_IN_MINUTES", 5.0, _minutes)
+    boot_time = r.get("RUNNER_BOOT_TIME_IN_MINUTES", 5.0, minutes_value)
     if boot_time <= 0:
         r.problems.append("RUNNER_BOOT_TIME_IN_MINUTES: must be more than 0")
     return {
@@ -248,21 +179,21 @@ def _scale_down(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _launch(r: _Reader) -> dict[str, Any]:
+def _launch(r: EnvReader) -> dict[str, Any]:
     """How instances are launched, and where their tokens and configuration go."""
     return {
         "launch_template_name": r.text("LAUNCH_TEMPLATE_NAME"),
-        "subnet_ids": r.get("SUBNET_IDS", (), _comma_list),
-        "instance_types": r.get("INSTANCE_TYPES", ("m5.large",), _comma_list) or ("m5.large",),
+        "subnet_ids": r.get("SUBNET_IDS", (), comma_list_value),
+        "instance_types": r.get("INSTANCE_TYPES", ("m5.large",), comma_list_value) or ("m5.large",),
         "instance_target_capacity_type": cast(CapacityType, r.get(
-            "INSTANCE_TARGET_CAPACITY_TYPE", "spot", _choice(CAPACITY_TYPES)
+            "INSTANCE_TARGET_CAPACITY_TYPE", "spot", choice_value(CAPACITY_TYPES)
         )),
         "instance_allocation_strategy": r.get(
-            "INSTANCE_ALLOCATION_STRATEGY", "lowest-price", _choice(ALLOCATION_STRATEGIES)
+            "INSTANCE_ALLOCATION_STRATEGY", "lowest-price", choice_value(ALLOCATION_STRATEGIES)
         ),
         "instance_max_spot_price": r.raw("INSTANCE_MAX_SPOT_PRICE"),
         "enable_on_demand_failover_for_errors": r.get(
-            "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS", (), _json_string_list
+            "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS", (), json_string_list_value
         ),
         "ami_id_ssm_parameter_name": r.raw("AMI_ID_SSM_PARAMETER_NAME"),
         "ssm_token_path": r.text("SSM_TOKEN_PATH").rstrip("/"),
@@ -270,14 +201,14 @@ def _launch(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _github(r: _Reader) -> dict[str, Any]:
+def _github(r: EnvReader) -> dict[str, Any]:
     """Which GitHub, and where the App's credentials are kept."""
     ghes_url = r.raw("GHES_URL")
     if ghes_url is not None and not ghes_url.startswith(("https://", "http://")):
         r.problems.append(f"GHES_URL: expected an http:// or https:// URL, got {ghes_url!r}")
     return {
         "ghes_url": ghes_url.rstrip("/") if ghes_url else None,
-        "ghes_ssl_verify": r.get("GHES_SSL_VERIFY", True, _bool),
+        "ghes_ssl_verify": r.get("GHES_SSL_VERIFY", True, bool_value),
         "parameter_github_app_id_name": r.text("PARAMETER_GITHUB_APP_ID_NAME"),
         "parameter_github_app_key_base64_name": r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
         "parameter_github_app_webhook_secret_name": r.text(
@@ -286,14 +217,14 @@ def _github(r: _Reader) -> dict[str, Any]:
     }
 
 
-def _webhook(r: _Reader) -> dict[str, Any]:
+def _webhook(r: EnvReader) -> dict[str, Any]:
     """What the webhook accepts, and where it sends jobs."""
-    max_body = r.get("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, _int)
+    max_body = r.get("WEBHOOK_MAX_BODY_BYTES", 1024 * 1024, int_value)
     if max_body < 1:
         r.problems.append("WEBHOOK_MAX_BODY_BYTES: must be positive")
     return {
         "webhook_max_body_bytes": max_body,
-        "repository_allow_list": r.get("REPOSITORY_ALLOW_LIST", (), _json_string_list),
-        "enable_webhook_redelivery": r.get("ENABLE_WEBHOOK_REDELIVERY", False, _bool),
+        "repository_allow_list": r.get("REPOSITORY_ALLOW_LIST", (), json_string_list_value),
+        "enable_webhook_redelivery": r.get("ENABLE_WEBHOOK_REDELIVERY", False, bool_value),
         "sqs_url_webhook": r.text("SQS_URL_WEBHOOK"),
     }

@@ -17,6 +17,7 @@ from chalicelib.logs import get_logger
 from chalicelib.settings import FunctionName, Settings, load_settings
 
 if TYPE_CHECKING:
+    from chalicelib.aws.state import StateTable
     from chalicelib.github.client import GitHubClient, GitHubConfig
     from chalicelib.services.pool import PoolDeps
     from chalicelib.services.runner_binaries import SyncDeps
@@ -151,6 +152,13 @@ def github(function: FunctionName) -> GitHubClient:
         _github["client"] = GitHubClient(github_config(settings(function), function),
                                          Ssm(aws("ssm")))
     return _github["client"]
+
+
+def state_table(function: FunctionName) -> StateTable:
+    """The state table adapter of `function`'s settings."""
+    from chalicelib.aws.state import StateTable
+
+    return StateTable(aws("dynamodb"), settings(function).state_table_name)
 
 
 def scale_up() -> ScaleUpDeps:

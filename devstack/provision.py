@@ -30,6 +30,7 @@ class Deployment:
     app_id_parameter: str
     app_key_parameter: str
     webhook_secret_parameter: str
+    state_table: str
 
     def env(self) -> dict[str, str]:
         """The deployment's part of the functions' environment (CONTRACT.md §2)."""
@@ -43,6 +44,7 @@ class Deployment:
             "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": self.app_key_parameter,
             "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": self.webhook_secret_parameter,
             "SQS_URL_WEBHOOK": self.queue_url,
+            "STATE_TABLE_NAME": self.state_table,
         }
 
 
@@ -50,6 +52,7 @@ def deploy(clients: Any, app_id: int, private_key_pem: str,
            environment: str = ENVIRONMENT, queue_delay_seconds: int = 0) -> Deployment:
     """Create the VPC, subnets, launch template, App parameters and build queues."""
     ec2, ssm, sqs = clients("ec2"), clients("ssm"), clients("sqs")
+    state_table = create_state_table(clients("dynamodb"), f"{environment}-state")
     prefix = f"/github-action-runners/{environment}"
     vpc_id = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
     zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
@@ -104,4 +107,19 @@ def deploy(clients: Any, app_id: int, private_key_pem: str,
         app_id_parameter=ids["id"],
         app_key_parameter=ids["key"],
         webhook_secret_parameter=ids["secret"],
+        state_table=state_table,
     )
+
+
+def create_state_table(dynamodb: Any, name: str) -> str:
+    """The state table as infra/ creates it: pk/sk strings, on-demand, `expiresAt` as TTL."""
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"},
+                              {"AttributeName": "sk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"},
+                   {"AttributeName": "sk", "KeyType": "RANGE"}],
+    )
+    dynamodb.update_time_to_live(TableName=name, TimeToLiveSpecification={
+        "Enabled": True, "AttributeName": "expiresAt"})
+    return name

@@ -67,6 +67,7 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "REPOSITORY_ALLOW_LIST": Param("RepositoryAllowList"),
     "ENABLE_WEBHOOK_REDELIVERY": Param("EnableWebhookRedelivery"),
     "RUNNER_BINARIES_BUCKET": Output("RunnerBinariesBucketName"),
+    "STATE_TABLE_NAME": Output("StateTableName"),
 }
 
 

@@ -34,6 +34,8 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
     "ssm": ("DeleteParameters", "DescribeParameters", "GetParameter", "GetParameters",
             "PutParameter"),
     "sqs": ("GetQueueAttributes", "SendMessage"),
+    "dynamodb": ("DeleteItem", "GetItem", "PutItem", "Query", "TransactWriteItems",
+                 "UpdateItem"),
 }
 
 

@@ -37,6 +37,8 @@ CHECKOV_SKIPS = {
     "CKV_AWS_76": "API Gateway access logs need the account-wide API Gateway logging role; the "
                   "webhook function logs every delivery itself",
     "CKV_AWS_120": "a webhook POST must never be answered from a cache",
+    "CKV_AWS_119": "the state table uses KmsKeyArn when one is given, DynamoDB's own "
+                   "encryption at rest otherwise (no key of ours to create and pay for)",
     "CKV_AWS_18": "the binaries bucket holds the public runner tarball, written only by the "
                   "syncer; access logs would need a second bucket",
 }

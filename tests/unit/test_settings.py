@@ -15,6 +15,7 @@ BASE = {
     "SSM_CONFIG_PATH": "/ghr/prod/config",
     "PARAMETER_GITHUB_APP_ID_NAME": "/ghr/app/id",
     "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": "/ghr/app/key",
+    "STATE_TABLE_NAME": "prod-state",
 }
 
 
@@ -80,9 +81,10 @@ def test_missing_required_variables_are_all_named_for_the_function() -> None:
     problems = problems_of({"ENVIRONMENT": "prod"}, "scale_up")
     text = " ".join(problems)
     for name in ("LAUNCH_TEMPLATE_NAME", "SUBNET_IDS", "SSM_TOKEN_PATH", "SSM_CONFIG_PATH",
-                 "PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME"):
+                 "PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME",
+                 "STATE_TABLE_NAME"):
         assert name in text
-    assert len(problems) == 6
+    assert len(problems) == 7
 
 
 def test_required_ness_depends_on_the_function() -> None:
