@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from infra_support import BIN, PACKAGE_ENV, ROOT, Package
+from start_script import make_instance
 
 from infra import build
 from scripts.precompile_package import precompile
@@ -47,3 +49,9 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     template = yaml.safe_load((out / "sam.yaml").read_text())
     return Package(directory=out, template=template)
 
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    """A stand-in runner instance for infra/src/start-runner.sh (tests/infra/start_script.py)."""
+    return make_instance(tmp_path)
