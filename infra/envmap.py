@@ -67,6 +67,8 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "REPOSITORY_ALLOW_LIST": Param("RepositoryAllowList"),
     "ENABLE_WEBHOOK_REDELIVERY": Param("EnableWebhookRedelivery"),
     "RUNNER_BINARIES_BUCKET": Output("RunnerBinariesBucketName"),
+    # Read by the functions once issue 13 item 7 lands: the KeyId of the token parameters.
+    "RUNNER_TOKEN_KMS_KEY_ID": Param("RunnerTokenKmsKeyArn"),
 }
 
 
