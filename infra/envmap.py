@@ -69,6 +69,8 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "RUNNER_BINARIES_BUCKET": Output("RunnerBinariesBucketName"),
     # Read by the functions once issue 13 item 7 lands: the KeyId of the token parameters.
     "RUNNER_TOKEN_KMS_KEY_ID": Param("RunnerTokenKmsKeyArn"),
+    # Read by the functions once issue 18 item 1 lands: user tags of instances and volumes.
+    "RUNNER_EC2_TAGS": Param("RunnerEc2Tags"),
 }
 
 

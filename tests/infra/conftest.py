@@ -16,7 +16,7 @@ import yaml
 from infra_support import BIN, PACKAGE_ENV, ROOT, Package
 from start_script import make_instance
 
-from infra import build
+from infra import build, buildconfig
 from scripts.precompile_package import precompile
 
 
@@ -30,6 +30,15 @@ def stack_template() -> dict[str, Any]:
 def merge_template(stack_template: dict[str, Any]) -> dict[str, Any]:
     """infra/template.yaml as built from infra/src."""
     return build.merge_template(stack_template)
+
+
+@pytest.fixture(scope="session")
+def configured_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """infra/runners-stack.yaml built with the sample build configuration, as a file."""
+    config = buildconfig.load(ROOT / "infra" / "params" / "dev.build.sample.json")
+    path = tmp_path_factory.mktemp("configured") / "runners-stack.yaml"
+    path.write_text(build.dump(build.stack_template(config)))
+    return path
 
 
 @pytest.fixture(scope="session")

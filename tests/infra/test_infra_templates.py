@@ -79,6 +79,8 @@ REFERENCE_DEFAULTS = {
     "GhesSslVerify": "true",
     "DelayWebhookEvent": 30,
     "JobQueueRetentionInSeconds": 86400,
+    "RunnerEc2Tags": "{}",
+    "EnableXrayTracing": "false",
 }
 REQUIRED_PARAMETERS = {"VpcId", "SubnetIds", "GitHubAppId"}
 
