@@ -27,11 +27,16 @@ $(CHECKOV): scripts/checkov-requirements.txt
 infra: setup
 	$(BIN)/python -m infra.build
 
-# The deployable template and zip, with bytecode in the zip (see docs/DEPLOY.md).
+# The deployable template and zip, with bytecode in the zip (see docs/DEPLOY.md). With
+# INFRA_CONFIG (a build configuration: extra volumes, egress rules, pool schedules), the merged
+# template is built from it into build/infra/ first.
 STAGE ?= dev
+INFRA_CONFIG ?=
+MERGE_TEMPLATE := $(if $(INFRA_CONFIG),build/infra/template.yaml,infra/template.yaml)
 package: setup
+	$(if $(INFRA_CONFIG),$(BIN)/python -m infra.build --config $(INFRA_CONFIG) --output-dir build/infra)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-eu-west-1} $(BIN)/chalice package --stage $(STAGE) \
-		--merge-template infra/template.yaml out/
+		--merge-template $(MERGE_TEMPLATE) out/
 	$(BIN)/python scripts/precompile_package.py out/deployment.zip
 
 lint: setup

@@ -8,7 +8,6 @@ its instance after one job. Each `step()` advances every instance of the environ
 
 from __future__ import annotations
 
-import shlex
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -34,15 +33,78 @@ class ConfigArgs:
     ephemeral: bool = False
 
 
+# Unquoted, these make sh expand or run something (or end the command): the start script
+# refuses such a value rather than guess, and so does the simulation.
+_SH_SPECIAL = frozenset("$`;&|<>()*?[\n")
+
+
+def split_words(value: str) -> list[str]:
+    r"""The words sh makes of `value`, by the rules of infra/src/start-runner.sh's split_words.
+
+    Blanks separate words; '...' is literal; "..." is literal but for \\ \" \$ \` and
+    \<newline>; an unquoted \ quotes the next character. A value whose meaning would depend on
+    sh expanding or running something, or with an unterminated quote, is refused (ValueError).
+    Messages never quote the value: it holds a registration token.
+    """
+    words: list[str] = []
+    word: list[str] = []
+    started = False
+    index, end = 0, len(value)
+    while index < end:
+        char, index = value[index], index + 1
+        if char in " \t":
+            if started:
+                words.append("".join(word))
+            word, started = [], False
+        elif char == "'":
+            close = value.find("'", index)
+            if close < 0:
+                raise ValueError("unterminated single quote")
+            word.append(value[index:close])
+            index, started = close + 1, True
+        elif char == '"':
+            started = True
+            while True:
+                if index >= end:
+                    raise ValueError("unterminated double quote")
+                char, index = value[index], index + 1
+                if char == '"':
+                    break
+                if char in "$`":
+                    raise ValueError("expansion inside double quotes")
+                if char == "\\" and index < end and value[index] in '$`"\\\n':
+                    if value[index] != "\n":
+                        word.append(value[index])
+                    index += 1
+                else:
+                    word.append(char)
+        elif char == "\\":
+            if index >= end:
+                raise ValueError("trailing backslash")
+            if value[index] != "\n":
+                word.append(value[index])
+                started = True
+            index += 1
+        elif char in _SH_SPECIAL or (char in "~#" and not started):
+            raise ValueError(f"unquoted shell-special character at position {index - 1}")
+        else:
+            word.append(char)
+            started = True
+    if started:
+        words.append("".join(word))
+    return words
+
+
 def parse_config_args(value: str) -> ConfigArgs:
-    """Parse `--url U --token T [--labels a,b] [--runnergroup G] [--disableupdate] [--ephemeral]`.
+    """Parse `--url U --token T [--labels a,b] [--runnergroup G] [--disableupdate] [--ephemeral]`,
+    split as the start script splits it (split_words).
 
     Error messages never quote a word of `value`: it holds a registration token.
     """
     try:
-        words = shlex.split(value)
+        words = split_words(value)
     except ValueError as err:
-        raise ValueError("config.sh arguments are not valid shell words") from err
+        raise ValueError(f"config.sh arguments are not valid shell words: {err}") from err
     options: dict[str, str] = {}
     flags: set[str] = set()
     index = 0

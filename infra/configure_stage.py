@@ -55,6 +55,9 @@ def configure(config: dict[str, Any], stage: str, parameters: Mapping[str, str],
     }
     settings["manage_iam_role"] = False
     settings["iam_role_arn"] = outputs["WebhookRoleArn"]
+    # Chalice's own switch for the functions and the API stage; the roles' permission to send
+    # traces comes with the stack (XrayTracingPolicy).
+    settings["xray"] = parameters.get("EnableXrayTracing", "false") == "true"
     subnets = [s for s in parameters.get("LambdaSubnetIds", "").split(",") if s]
     groups = [g for g in parameters.get("LambdaSecurityGroupIds", "").split(",") if g]
     functions = settings.setdefault("lambda_functions", {})

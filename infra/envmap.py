@@ -68,6 +68,10 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "ENABLE_WEBHOOK_REDELIVERY": Param("EnableWebhookRedelivery"),
     "RUNNER_BINARIES_BUCKET": Output("RunnerBinariesBucketName"),
     "STATE_TABLE_NAME": Output("StateTableName"),
+    # Read by the functions once issue 13 item 7 lands: the KeyId of the token parameters.
+    "RUNNER_TOKEN_KMS_KEY_ID": Param("RunnerTokenKmsKeyArn"),
+    # Read by the functions once issue 18 item 1 lands: user tags of instances and volumes.
+    "RUNNER_EC2_TAGS": Param("RunnerEc2Tags"),
 }
 
 

@@ -80,21 +80,44 @@ function Invoke-PostInstall {
 # @@POST_INSTALL@@
 }
 
+# The runner archive must match the SHA-256 published with it: sync_runner_binaries records it on
+# the S3 object (metadata runner-sha256), GitHub in the release notes between SHA markers.
+function Assert-ArchiveHash([string]$Path, [string]$Expected) {
+    $actual = (Get-FileHash -Algorithm SHA256 -Path $Path).Hash.ToLowerInvariant()
+    if ($actual -ne $Expected.ToLowerInvariant()) {
+        throw "runner archive SHA-256 is $actual, expected $($Expected): not installing it"
+    }
+    Write-Log 'runner archive SHA-256 verified'
+}
+
 function Install-Runner {
     $script:Step = 'install'
     if (Test-Path "$RunnerDir\config.cmd") { Write-Log 'runner already installed (prebuilt image)'; return }
     New-Item -ItemType Directory -Force -Path $RunnerDir | Out-Null
     $archive = "$RunnerDir\actions-runner.zip"
     $uri = [Uri]$script:BinariesUri
+    $key = $uri.AbsolutePath.TrimStart('/')
+    $expected = $null
     try {
-        Read-S3Object -Region $script:Region -BucketName $uri.Host -Key $uri.AbsolutePath.TrimStart('/') -File $archive | Out-Null
+        # Reads the object version whose metadata was just read, even while the syncer replaces it.
+        $head = Get-S3ObjectMetadata -Region $script:Region -BucketName $uri.Host -Key $key
+        $pinned = @{}
+        if ($head.VersionId -and $head.VersionId -ne 'null') { $pinned = @{ VersionId = $head.VersionId } }
+        Read-S3Object -Region $script:Region -BucketName $uri.Host -Key $key -File $archive @pinned | Out-Null
+        $expected = $head.Metadata['x-amz-meta-runner-sha256']
+        if (-not $expected) { Write-Log 'the S3 copy carries no runner-sha256 (written by an older syncer): not verified' }
     } catch {
         Write-Log "runner not in the S3 cache ($($script:BinariesUri)); downloading from GitHub"
         $release = Invoke-RestMethod -Uri 'https://api.github.com/repos/actions/runner/releases/latest' -TimeoutSec 30
         $version = $release.tag_name.TrimStart('v')
+        if ($release.body -notmatch '<!-- BEGIN SHA win-x64 -->([0-9a-f]{64})<!-- END SHA win-x64 -->') {
+            throw 'no runner release with a win-x64 SHA-256 found'
+        }
+        $expected = $Matches[1]
         Invoke-WebRequest -UseBasicParsing -TimeoutSec 600 -OutFile $archive `
             -Uri "https://github.com/actions/runner/releases/download/v$version/actions-runner-win-x64-$version.zip"
     }
+    if ($expected) { Assert-ArchiveHash $archive $expected }
     Expand-Archive -Path $archive -DestinationPath $RunnerDir -Force
     Remove-Item $archive
 }
@@ -127,11 +150,57 @@ function Invoke-Runner([string]$Script, [string[]]$Arguments) {
     } finally { Pop-Location }
 }
 
+# Splits the runner configuration as sh splits a line of quoted words (CONTRACT.md section 4;
+# scale-up quotes with Python's shlex.quote), by the rules of split_words in start-runner.sh:
+# blanks separate words, '...' is literal, "..." is literal but for \\ \" \$ \` and
+# \<newline>, an unquoted \ quotes the next character. Nothing is expanded; a character sh would
+# expand or read as an operator, unquoted, or an unterminated quote refuses the value. The
+# messages never quote it: it holds the registration token.
+function Split-ShellWords([string]$Value) {
+    $special = [char[]]@('$', '`', ';', '&', '|', '<', '>', '(', ')', '*', '?', '[', "`n")
+    $escapable = [char[]]@('$', '`', '"', '\', "`n")
+    $words = New-Object System.Collections.Generic.List[string]
+    $word = New-Object System.Text.StringBuilder
+    $started = $false
+    $i = 0
+    while ($i -lt $Value.Length) {
+        $c = $Value[$i]; $i++
+        if ($c -eq [char]' ' -or $c -eq [char]"`t") {
+            if ($started) { $words.Add($word.ToString()) }
+            [void]$word.Clear(); $started = $false
+        } elseif ($c -eq [char]"'") {
+            $close = $Value.IndexOf([char]"'", $i)
+            if ($close -lt 0) { throw 'the runner configuration has an unterminated quote' }
+            [void]$word.Append($Value.Substring($i, $close - $i)); $i = $close + 1; $started = $true
+        } elseif ($c -eq [char]'"') {
+            $started = $true
+            while ($true) {
+                if ($i -ge $Value.Length) { throw 'the runner configuration has an unterminated quote' }
+                $c = $Value[$i]; $i++
+                if ($c -eq [char]'"') { break }
+                if ($c -eq [char]'$' -or $c -eq [char]'`') { throw 'the runner configuration asks for an expansion' }
+                if ($c -eq [char]'\' -and $i -lt $Value.Length -and $escapable -contains $Value[$i]) {
+                    if ($Value[$i] -ne [char]"`n") { [void]$word.Append($Value[$i]) }
+                    $i++
+                } else { [void]$word.Append($c) }
+            }
+        } elseif ($c -eq [char]'\') {
+            if ($i -ge $Value.Length) { throw 'the runner configuration ends in a backslash' }
+            if ($Value[$i] -ne [char]"`n") { [void]$word.Append($Value[$i]); $started = $true }
+            $i++
+        } elseif ($special -contains $c -or (-not $started -and ($c -eq [char]'~' -or $c -eq [char]'#'))) {
+            throw 'the runner configuration is not a line of shell-quoted words'
+        } else { [void]$word.Append($c); $started = $true }
+    }
+    if ($started) { $words.Add($word.ToString()) }
+    return $words.ToArray()
+}
+
 function Register-Runner([string]$Secret, [string]$Name, [bool]$AsService) {
     $script:Step = 'configure'
     $arguments = @('--unattended', '--name', $Name, '--work', '_work')
     if ($AsService) { $arguments += '--runasservice' }
-    $words = @($Secret -split '\s+' | Where-Object { $_ })
+    $words = @(Split-ShellWords $Secret)
     for ($i = 0; $i -lt $words.Count; $i++) {
         # The token goes to the environment, where other users' process listings cannot see it.
         if ($words[$i] -eq '--token') { $env:ACTIONS_RUNNER_INPUT_TOKEN = $words[$i + 1]; $i++ }

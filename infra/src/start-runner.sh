@@ -150,20 +150,43 @@ install_packages() {
   fi
 }
 
+# The runner archive must match the SHA-256 published with it: sync_runner_binaries records it on
+# the S3 object (metadata runner-sha256), GitHub in the release notes between SHA markers.
+verify_archive() {
+  local actual
+  actual=$(sha256sum "$1" | cut -d' ' -f1)
+  [ "$actual" = "$2" ] ||
+    { log "runner archive SHA-256 is $actual, expected $2: not installing it"; return 1; }
+  log "runner archive SHA-256 verified"
+}
+
 download_runner() {
-  local archive="$GHR_RUNNER_DIR/actions-runner.tar.gz"
-  if aws s3 cp --region "$region" --only-show-errors "$binaries_uri" "$archive"; then
+  local archive="$GHR_RUNNER_DIR/actions-runner.tar.gz" bucket key sha arch release version
+  bucket=${binaries_uri#s3://} key=${bucket#*/} bucket=${bucket%%/*}
+  # One GetObject returns the bytes and their metadata together, so the checksum is the one
+  # stored with these bytes even while the syncer replaces the object.
+  if sha=$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" \
+    --query 'Metadata."runner-sha256"' --output text "$archive"); then
+    if [ -n "$sha" ] && [ "$sha" != "None" ]; then
+      verify_archive "$archive" "$sha"
+      return
+    fi
+    log "the S3 copy carries no runner-sha256 (written by an older syncer): not verified"
     return 0
   fi
   log "runner not in the S3 cache ($binaries_uri); downloading from GitHub"
-  local arch version
   arch=$(uname -m | sed -e 's/x86_64/x64/' -e 's/aarch64/arm64/')
-  version=$(curl -fsSL --retry 5 --max-time 30 \
-    https://api.github.com/repos/actions/runner/releases/latest |
-    sed -n 's/.*"tag_name": *"v\([^"]*\)".*/\1/p' | head -n1)
-  [ -n "$version" ] || { log "no runner release found"; return 1; }
+  release=$(curl -fsSL --retry 5 --max-time 30 \
+    https://api.github.com/repos/actions/runner/releases/latest)
+  version=$(sed -n 's/.*"tag_name": *"v\([^"]*\)".*/\1/p' <<<"$release" | head -n1)
+  # The marker's ">" may come JSON-escaped as \u003e.
+  sha=$(sed -n 's/.*BEGIN SHA linux-'"$arch"' --\(>\|\\u003e\)\([0-9a-f]\{64\}\).*/\2/p' \
+    <<<"$release" | head -n1)
+  [ -n "$version" ] && [ -n "$sha" ] ||
+    { log "no runner release with a linux-$arch SHA-256 found"; return 1; }
   curl -fsSL --retry 5 --max-time 600 -o "$archive" \
     "https://github.com/actions/runner/releases/download/v$version/actions-runner-linux-$arch-$version.tar.gz"
+  verify_archive "$archive" "$sha"
 }
 
 install_runner() {
@@ -224,12 +247,62 @@ as_runner() {
   fi
 }
 
+# Splits $1 into the array `words` as sh splits a line of quoted words (CONTRACT.md §4; scale-up
+# quotes with Python's shlex.quote): blanks separate words, '...' is literal, "..." is literal
+# but for \\ \" \$ \` and \<newline>, and an unquoted \ quotes the next character. Nothing is
+# expanded or run, and never through eval: an unquoted character that sh would expand or read
+# as an operator ($ ` ; & | < > ( ) * ? [ newline, a leading ~ or #) refuses the value (return 1),
+# as does an unterminated quote. tests/fixtures/config_args_vectors.json holds the cases.
+split_words() {
+  local LC_ALL=C rest=$1 word="" started="false" c
+  words=()
+  while [ -n "$rest" ]; do
+    c=${rest:0:1} rest=${rest:1}
+    case "$c" in
+      " " | $'\t')
+        [ "$started" = "true" ] && words+=("$word")
+        word="" started="false" ;;
+      "'")
+        case "$rest" in *"'"*) ;; *) return 1 ;; esac
+        word+=${rest%%"'"*} rest=${rest#*"'"} started="true" ;;
+      '"')
+        started="true"
+        while :; do
+          [ -n "$rest" ] || return 1
+          c=${rest:0:1} rest=${rest:1}
+          case "$c" in
+            '"') break ;;
+            '$' | '`') return 1 ;;
+            "\\")
+              case "${rest:0:1}" in
+                '$' | '`' | '"' | "\\") word+=${rest:0:1} rest=${rest:1} ;;
+                $'\n') rest=${rest:1} ;;
+                *) word+=$c ;;
+              esac ;;
+            *) word+=$c ;;
+          esac
+        done ;;
+      "\\")
+        [ -n "$rest" ] || return 1
+        [ "${rest:0:1}" = $'\n' ] || word+=${rest:0:1} started="true"
+        rest=${rest:1} ;;
+      '$' | '`' | ';' | '&' | '|' | '<' | '>' | '(' | ')' | '*' | '?' | '[' | $'\n') return 1 ;;
+      '~' | '#')
+        [ "$started" = "true" ] || return 1
+        word+=$c ;;
+      *) word+=$c started="true" ;;
+    esac
+  done
+  [ "$started" = "false" ] || words+=("$word")
+}
+
 configure_runner() {
   step="configure"
   local args=() words=() word next_is_token="false"
   # config.sh arguments of CONTRACT.md §4; the token leaves the command line for the
   # environment, where `ps` cannot show it to other users.
-  read -r -a words <<<"$runner_secret"
+  split_words "$runner_secret" ||
+    { log "the runner configuration is not a line of shell-quoted words"; return 1; }
   for word in "${words[@]}"; do
     if [ "$next_is_token" = "true" ]; then
       export ACTIONS_RUNNER_INPUT_TOKEN="$word"

@@ -36,6 +36,12 @@ variable "parameters_file" {
   default     = "../params/dev.sample.json"
 }
 
+variable "tags" {
+  description = "Tags of every stack resource that takes tags (the module's `tags`). CloudFormation puts stack tags on them; runner instances get theirs from the RunnerEc2Tags parameter."
+  type        = map(string)
+  default     = {}
+}
+
 data "aws_region" "current" {}
 data "aws_partition" "current" {}
 
@@ -54,6 +60,7 @@ resource "aws_cloudformation_stack" "runners" {
   # Named IAM roles, and the SAM transform chalice's template relies on.
   capabilities = ["CAPABILITY_IAM", "CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"]
   on_failure   = "ROLLBACK"
+  tags         = var.tags
 }
 
 output "webhook_url" {

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from devstack.github_fake import GitHubFake
 from devstack.runner_sim import ConfigArgs, RunnerSimulation, parse_config_args
+
+# The table the real start script is held to as well (tests/infra/test_infra_config_args.py).
+VECTORS: dict[str, Any] = json.loads(
+    (Path(__file__).parents[1] / "fixtures" / "config_args_vectors.json").read_text())
 
 
 class Clock:
@@ -256,4 +262,24 @@ def test_parse_config_args_reads_every_option() -> None:
 def test_parse_config_args_refuses_bad_arguments_without_quoting_them(value: str) -> None:
     with pytest.raises(ValueError) as caught:
         parse_config_args(value)
+    assert "S3CR3T" not in str(caught.value)
+
+
+@pytest.mark.parametrize("vector", VECTORS["split"], ids=lambda v: str(v["case"]))
+def test_parse_config_args_splits_like_the_start_script(vector: dict[str, Any]) -> None:
+    args = parse_config_args(f"--url http://x/acme --token T0K {vector['value']}")
+
+    words = vector["args"]
+    option = {w: words[i + 1] for i, w in enumerate(words) if w in ("--labels", "--runnergroup")}
+    labels = tuple(label for label in option.get("--labels", "").split(",") if label)
+    assert args == ConfigArgs(url="http://x/acme", token="T0K", labels=labels,
+                              runner_group=option.get("--runnergroup"),
+                              disable_update="--disableupdate" in words,
+                              ephemeral="--ephemeral" in words)
+
+
+@pytest.mark.parametrize("vector", VECTORS["refused"], ids=lambda v: str(v["case"]))
+def test_parse_config_args_refuses_what_the_start_script_refuses(vector: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="not valid shell words") as caught:
+        parse_config_args(f"--url http://x/acme --token S3CR3T {vector['value']}")
     assert "S3CR3T" not in str(caught.value)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from infra_support import BIN, PACKAGE_ENV, ROOT, Package
+from start_script import make_instance
 
-from infra import build
+from infra import build, buildconfig
 from scripts.precompile_package import precompile
 
 
@@ -28,6 +30,15 @@ def stack_template() -> dict[str, Any]:
 def merge_template(stack_template: dict[str, Any]) -> dict[str, Any]:
     """infra/template.yaml as built from infra/src."""
     return build.merge_template(stack_template)
+
+
+@pytest.fixture(scope="session")
+def configured_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """infra/runners-stack.yaml built with the sample build configuration, as a file."""
+    config = buildconfig.load(ROOT / "infra" / "params" / "dev.build.sample.json")
+    path = tmp_path_factory.mktemp("configured") / "runners-stack.yaml"
+    path.write_text(build.dump(build.stack_template(config)))
+    return path
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +58,9 @@ def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
     template = yaml.safe_load((out / "sam.yaml").read_text())
     return Package(directory=out, template=template)
 
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    """A stand-in runner instance for infra/src/start-runner.sh (tests/infra/start_script.py)."""
+    return make_instance(tmp_path)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import fnmatch
+import re
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,3 +46,48 @@ def tool(name: str) -> str:
     found = shutil.which(name)
     assert found is not None, f"{name} is not installed"
     return found
+
+
+def walk(node: Any) -> Iterator[Any]:
+    """Every value in a template, depth first."""
+    yield node
+    if isinstance(node, dict):
+        for value in node.values():
+            yield from walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from walk(value)
+
+
+def statements(template: dict[str, Any], resource: str) -> dict[str, dict[str, Any]]:
+    """The IAM statements of a role's inline policies or a policy resource, by Sid."""
+    properties = template["Resources"][resource]["Properties"]
+    documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
+    if "PolicyDocument" in properties:
+        documents.append(properties["PolicyDocument"])
+    return {s["Sid"]: s for d in documents for s in d["Statement"] if isinstance(s, dict)}
+
+
+def as_list(value: Any) -> list[Any]:
+    """An IAM element that may be one value or a list, as a list."""
+    return value if isinstance(value, list) else [value]
+
+
+def render(value: Any, names: Mapping[str, str]) -> str:
+    """A Ref or Fn::Sub string of a template with `names` filled in; `${!x}` stays `${x}`.
+    A Fn::GetAtt renders as `<resource>.<attribute>`."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return names[value["Ref"]]
+    if "Fn::GetAtt" in value:
+        return ".".join(value["Fn::GetAtt"])
+    text = value["Fn::Sub"]
+    assert isinstance(text, str), "only the one-string form of Fn::Sub"
+    filled = re.sub(r"\$\{(?!!)([^}]+)\}", lambda m: names[m[1]], text)
+    return filled.replace("${!", "${")
+
+
+def iam_matches(pattern: str, value: str) -> bool:
+    """IAM's wildcard matching of an ARN: `*` any run of characters (`/` too), `?` any one."""
+    return fnmatch.fnmatchcase(value, pattern.replace("[", "[[]"))

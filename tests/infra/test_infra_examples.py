@@ -57,6 +57,9 @@ def test_the_terraform_example_deploys_the_packaged_template_with_the_parameters
     assert {"CAPABILITY_NAMED_IAM", "CAPABILITY_AUTO_EXPAND"} <= {
         _unquote(c) for c in stack["capabilities"]}
     assert "aws_s3_object.template.key" in stack["template_url"]
+    # Stack tags reach every resource that takes tags, as the module's `tags` do.
+    assert stack["tags"] == "${var.tags}"
+    assert variables["tags"]["default"] == {}
     for output in _blocks(document, "output").values():
         [key] = re.findall(r'outputs\["(\w+)"\]', output["value"])
         assert key in merge_template["Outputs"]

@@ -79,6 +79,33 @@ def test_the_stack_creates_an_imdsv2_launch_template_with_an_encrypted_root_volu
     assert data["SecurityGroupIds"] == [infra_stack["RunnerSecurityGroupId"]]
 
 
+def test_a_configured_stack_creates_extra_volumes_public_addresses_and_the_pool_dead_letters(
+        stack: Any, configured_stack: Path) -> None:
+    cloudformation = stack.boto("cloudformation")
+    deployment = stack.deployment
+    parameters = {"Prefix": "cfg", "VpcId": deployment.vpc_id, "GitHubAppId": "4242",
+                  "SubnetIds": ",".join(deployment.subnet_ids), "PoolRunnerOwner": "acme",
+                  "AssociatePublicIpAddress": "true"}
+    cloudformation.create_stack(
+        StackName="ghr-configured", TemplateBody=configured_stack.read_text(),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+    description = cloudformation.describe_stacks(StackName="ghr-configured")["Stacks"][0]
+    assert description["StackStatus"] == "CREATE_COMPLETE", description.get("StackStatusReason")
+
+    [version] = stack.boto("ec2").describe_launch_template_versions(
+        LaunchTemplateName="cfg-action-runner")["LaunchTemplateVersions"]
+    data = version["LaunchTemplateData"]
+    assert [m["DeviceName"] for m in data["BlockDeviceMappings"]] == ["/dev/xvda", "/dev/sdf"]
+    assert data["BlockDeviceMappings"][1]["Ebs"]["Encrypted"] is True
+    [interface] = data["NetworkInterfaces"]
+    assert interface["AssociatePublicIpAddress"] is True and "SecurityGroupIds" not in data
+    sqs = stack.boto("sqs")
+    dead_letters = sqs.get_queue_url(QueueName="cfg-pool-schedules-dlq")["QueueUrl"]
+    attributes = sqs.get_queue_attributes(QueueUrl=dead_letters, AttributeNames=["All"])
+    assert attributes["Attributes"]["SqsManagedSseEnabled"] == "true"
+
+
 def test_the_stack_creates_the_build_queue_with_its_dead_letter_queue(
         infra_stack: dict[str, Any], stack: Any) -> None:
     sqs = stack.boto("sqs")
@@ -132,6 +159,7 @@ def test_configure_stage_points_the_chalice_stage_at_the_stack(
     assert variables["SUBNET_IDS"] == ",".join(stack.deployment.subnet_ids)
     assert variables["ENVIRONMENT"] == PREFIX
     assert dev["manage_iam_role"] is False
+    assert dev["xray"] is False  # EnableXrayTracing's default
     functions = dev["lambda_functions"]
     assert functions["scale_up"]["iam_role_arn"] == infra_stack["ScaleUpRoleArn"]
     assert functions["api_handler"]["iam_role_arn"] == infra_stack["WebhookRoleArn"]

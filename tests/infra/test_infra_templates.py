@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from infra_support import walk
 
 from chalicelib.settings import REQUIRED
 from infra import build
@@ -79,28 +79,10 @@ REFERENCE_DEFAULTS = {
     "GhesSslVerify": "true",
     "DelayWebhookEvent": 30,
     "JobQueueRetentionInSeconds": 86400,
+    "RunnerEc2Tags": "{}",
+    "EnableXrayTracing": "false",
 }
 REQUIRED_PARAMETERS = {"VpcId", "SubnetIds", "GitHubAppId"}
-
-
-def walk(node: Any) -> Iterator[Any]:
-    """Every value in a template, depth first."""
-    yield node
-    if isinstance(node, dict):
-        for value in node.values():
-            yield from walk(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from walk(value)
-
-
-def statements(template: dict[str, Any], resource: str) -> dict[str, dict[str, Any]]:
-    """The IAM statements of a role's inline policies or a policy resource, by Sid."""
-    properties = template["Resources"][resource]["Properties"]
-    documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
-    if "PolicyDocument" in properties:
-        documents.append(properties["PolicyDocument"])
-    return {s["Sid"]: s for d in documents for s in d["Statement"] if isinstance(s, dict)}
 
 
 def test_generated_templates_and_parameter_table_are_current() -> None:
@@ -207,53 +189,6 @@ def test_each_function_runs_with_its_own_stack_role(merge_template: dict[str, An
         "AdjustPool": {"Fn::GetAtt": ["PoolRole", "Arn"]},
         "SyncRunnerBinaries": {"Fn::GetAtt": ["SyncerRole", "Arn"]},
     }
-
-
-def test_launching_needs_the_runner_tags_in_the_request_and_passes_only_the_runner_role(
-        stack_template: dict[str, Any]) -> None:
-    launch = statements(stack_template, "LaunchRunnersPolicy")
-    tags = launch["LaunchTaggedRunnerInstances"]["Condition"]["StringEquals"]
-    assert tags == {"aws:RequestTag/ghr:Application": "github-action-runner",
-                    "aws:RequestTag/ghr:environment": {"Ref": "Prefix"}}
-    assert launch["UseTheRunnerLaunchTemplate"]["Resource"]["Fn::Sub"].endswith(
-        ":launch-template/${RunnerLaunchTemplate}")
-    assert launch["PassOnlyTheRunnerRole"]["Resource"] == {"Fn::GetAtt": ["RunnerRole", "Arn"]}
-    assert launch["TagOnlyAtLaunch"]["Condition"] == {
-        "StringEquals": {"ec2:CreateAction": ["RunInstances", "CreateFleet"]}}
-
-
-def test_terminating_is_limited_to_this_environments_runners(
-        stack_template: dict[str, Any]) -> None:
-    for resource, sid in (("LaunchRunnersPolicy", "TerminateOwnRunners"),
-                          ("ScaleDownRole", "TerminateAndMarkOwnRunners")):
-        condition = statements(stack_template, resource)[sid]["Condition"]["StringEquals"]
-        assert condition == {"aws:ResourceTag/ghr:Application": "github-action-runner",
-                             "aws:ResourceTag/ghr:environment": {"Ref": "Prefix"}}
-
-
-def test_no_write_action_is_allowed_on_every_resource(stack_template: dict[str, Any]) -> None:
-    reads = ("Describe", "List", "Get")
-    for name, resource in stack_template["Resources"].items():
-        if resource["Type"] not in ("AWS::IAM::Role", "AWS::IAM::Policy",
-                                    "AWS::IAM::ManagedPolicy"):
-            continue
-        for statement in statements(stack_template, name).values():
-            actions = statement["Action"]
-            actions = actions if isinstance(actions, list) else [actions]
-            assert "*" not in actions
-            if statement["Resource"] == "*" and "Condition" not in statement:
-                writes = [a for a in actions if not a.split(":")[1].startswith(reads)]
-                assert writes == [], f"{name}/{statement['Sid']}"
-
-
-def test_a_runner_reads_and_deletes_only_its_own_token(stack_template: dict[str, Any]) -> None:
-    runner = statements(stack_template, "RunnerRole")
-    own = runner["ReadAndDeleteOwnToken"]
-    assert own["Condition"] == {
-        "StringLike": {"ec2:SourceInstanceARN": "*/${aws:ResourceTag/InstanceId}"}}
-    assert sorted(own["Action"]) == ["ssm:DeleteParameter", "ssm:GetParameter"]
-    itself = runner["TerminateAndTagItself"]["Condition"]["ArnLike"]["ec2:SourceInstanceARN"]
-    assert itself["Fn::Sub"].endswith(":instance/${!ec2:InstanceID}")
 
 
 def test_user_data_is_the_start_script_with_debug_logging_off(
