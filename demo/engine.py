@@ -50,7 +50,7 @@ class DemoConfig:
     wall_limit_seconds: float = 150.0  # stop replaying here whatever happens (< 3 minutes)
 
     def environment(self) -> dict[str, str]:
-        """The functions' settings for this run (CONTRACT.md §2), minutes compressed."""
+        """The functions' settings for this run (docs/REFERENCE.md §2), minutes compressed."""
         window = {"cron": "* * * * *", "timeZone": "UTC", "idleCount": self.idle_count,
                   "evictionStrategy": "oldest_first"}
         return {

@@ -16,7 +16,7 @@ from typing import IO, Any
 
 from chalice.test import Client
 
-SQS_BATCH = 10  # the event source mapping's batch size (CONTRACT.md §1)
+SQS_BATCH = 10  # the event source mapping's batch size (docs/REFERENCE.md §1)
 
 
 @dataclass

@@ -32,7 +32,7 @@ class Deployment:
     webhook_secret_parameter: str
 
     def env(self) -> dict[str, str]:
-        """The deployment's part of the functions' environment (CONTRACT.md §2)."""
+        """The deployment's part of the functions' environment (docs/REFERENCE.md §2)."""
         return {
             "ENVIRONMENT": self.environment,
             "LAUNCH_TEMPLATE_NAME": self.launch_template_name,
