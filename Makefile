@@ -27,8 +27,11 @@ $(CHECKOV): scripts/checkov-requirements.txt
 infra: setup
 	$(BIN)/python -m infra.build
 
-# The deployable template and zip, with bytecode in the zip (see docs/DEPLOY.md).
-STAGE ?= dev
+# The deployable template and zip, with bytecode in the zip (see docs/DEPLOY.md). The stage
+# `sample` of .chalice/config.json holds placeholders that the template's overlay replaces; it is
+# not named `dev`, chalice's default stage, so that `chalice.test.Client(app)` and `chalice local`
+# never put its placeholder environment over the caller's own.
+STAGE ?= sample
 package: setup
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-eu-west-1} $(BIN)/chalice package --stage $(STAGE) \
 		--merge-template infra/template.yaml out/
