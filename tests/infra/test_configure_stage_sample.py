@@ -6,8 +6,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from infra import build, configure_stage
 from infra_support import ROOT
+
+from infra import build, configure_stage
 
 CONFIG = json.loads((ROOT / ".chalice" / "config.json").read_text())
 
