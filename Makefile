@@ -29,8 +29,11 @@ infra: setup
 
 # The deployable template and zip, with bytecode in the zip (see docs/DEPLOY.md). With
 # INFRA_CONFIG (a build configuration: extra volumes, egress rules, pool schedules), the merged
-# template is built from it into build/infra/ first.
-STAGE ?= dev
+# template is built from it into build/infra/ first. The stage `sample` of .chalice/config.json
+# holds placeholders that the template's overlay replaces; it is not named `dev`, chalice's
+# default stage, so that `chalice.test.Client(app)` and `chalice local` never put its
+# placeholder environment over the caller's own.
+STAGE ?= sample
 INFRA_CONFIG ?=
 MERGE_TEMPLATE := $(if $(INFRA_CONFIG),build/infra/template.yaml,infra/template.yaml)
 package: setup

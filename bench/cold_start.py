@@ -27,7 +27,7 @@ from bench.common import Figures
 PROJECT = Path(__file__).resolve().parents[1]
 # What the python3.11 Lambda runtime provides besides the standard library.
 RUNTIME_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py")
-STAGE = "dev"
+STAGE = "sample"  # the stage of .chalice/config.json that `make package` packages
 
 # What each cold start builds: one function's own, as the Lambda container of that function
 # meets it (each function runs in containers of its own), or every handler's at once, which no

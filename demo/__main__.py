@@ -24,6 +24,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulated seconds per wall-clock second (default %(default)g)")
     parser.add_argument("--max-runners", type=int, default=DemoConfig.max_runners)
     parser.add_argument("--idle-count", type=int, default=DemoConfig.idle_count)
+    parser.add_argument("--pool-size", type=int, default=None,
+                        help="poolSize of adjust_pool (default: the idle count; 0: no pool)")
     args = parser.parse_args(argv)
     # The functions log to stdout while they run; the live view keeps the terminal's own.
     console = Console(file=sys.__stdout__)
@@ -33,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print(f"[red]{error}[/red]")
         return 2
     config = DemoConfig(speed=args.speed, max_runners=args.max_runners,
-                        idle_count=args.idle_count)
+                        idle_count=args.idle_count, pool_size=args.pool_size)
     console.print(f"[bold]Replaying {scenario.name}[/bold]: {len(scenario.jobs)} jobs across "
                   f"{', '.join(scenario.repos)}; time compressed {config.speed:g}x "
                   f"(one simulated minute = {60 / config.speed:g} s)")

@@ -2,9 +2,10 @@
 
 Every step: queue the jobs that are due (in the GitHub fake, and as signed `workflow_job`
 webhooks), drain the build queue into `scale_up`, step the runner simulation (instances register,
-GitHub dispatches jobs, jobs finish), run `scale_down` on its schedule, then look at the world and
-record a sample. Settings given in minutes are divided by the compression factor, so one simulated
-minute of a 60x run lasts one second.
+GitHub dispatches jobs, jobs finish), run `scale_down`, the pool's `adjust_pool` and
+`sync_runner_binaries` on their schedules, then look at the world and record a sample. Settings
+given in minutes are divided by the compression factor, so one simulated minute of a 60x run
+lasts one second.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from demo.live import LiveView
 from demo.observe import Event, Observer
 from demo.recording import Recording
 from demo.scenario import Scenario
+from demo.schedules import Schedules
 
 # What the runner simulation reports that the observer cannot see: registration as it happens
 # (the observer reports launches, job starts with their wait, deregistrations, terminations).
@@ -46,11 +48,25 @@ class DemoConfig:
     instance_boot_seconds: float = 60.0  # how long a simulated instance takes to register
     queue_delay_seconds: float = 30.0  # the build queue's DelaySeconds
     scale_down_every_minutes: float = 5.0  # the schedule, `cron(*/5 * * * ? *)`
+    # The pool: `adjust_pool` every `pool_every_minutes` while jobs are being queued (a working
+    # day's schedule), keeping `pool_size` runners free; None = the idle count, so the pool and
+    # scale-down's idle window agree on how many idle runners to keep; 0 = no pool.
+    pool_size: int | None = None
+    pool_every_minutes: float = 5.0
+    # `sync_runner_binaries` runs at the start and then on this schedule; GitHub publishes a new
+    # runner release at `new_release_at_minutes` (None: never), which the next run caches.
+    sync_every_minutes: float = 15.0
+    new_release_at_minutes: float | None = 10.0
     tail_minutes: float = 8.0  # quiet time after the last job, for scale-down to reclaim
     wall_limit_seconds: float = 150.0  # stop replaying here whatever happens (< 3 minutes)
 
+    @property
+    def pool(self) -> int:
+        """The pool size `adjust_pool` is invoked with."""
+        return self.idle_count if self.pool_size is None else self.pool_size
+
     def environment(self) -> dict[str, str]:
-        """The functions' settings for this run (CONTRACT.md §2), minutes compressed."""
+        """The functions' settings for this run (docs/REFERENCE.md §2), minutes compressed."""
         window = {"cron": "* * * * *", "timeZone": "UTC", "idleCount": self.idle_count,
                   "evictionStrategy": "oldest_first"}
         return {
@@ -61,6 +77,33 @@ class DemoConfig:
             "MINIMUM_RUNNING_TIME_IN_MINUTES": _decimal(self.minimum_running_minutes / self.speed),
             "RUNNER_BOOT_TIME_IN_MINUTES": _decimal(self.runner_boot_minutes / self.speed),
             "LOG_LEVEL": "INFO",
+        }
+
+    def shown(self) -> dict[str, str]:
+        """The configuration as the report shows it: in simulated units, with what the
+        functions were given where compression changed the value."""
+        def minutes(value: float) -> str:
+            return f"{value:g} min (given as {_decimal(value / self.speed)} at {self.speed:g}x)"
+
+        def seconds(value: float) -> str:
+            return f"{value:g} s (given as {max(1, round(value / self.speed))} s)"
+
+        return {
+            "ENABLE_ORGANIZATION_RUNNERS": "true",
+            "ENABLE_EPHEMERAL_RUNNERS": "false (reuse runners)",
+            "RUNNERS_MAXIMUM_COUNT": str(self.max_runners),
+            "SCALE_DOWN_CONFIG": f"keep {self.idle_count} idle runner(s), oldest evicted first",
+            "MINIMUM_RUNNING_TIME_IN_MINUTES": minutes(self.minimum_running_minutes),
+            "RUNNER_BOOT_TIME_IN_MINUTES": minutes(self.runner_boot_minutes),
+            "build queue delay (DelayWebhookEvent)": seconds(self.queue_delay_seconds),
+            "scale_down schedule": f"every {self.scale_down_every_minutes:g} min",
+            "pool (adjust_pool)": (f"poolSize {self.pool} every {self.pool_every_minutes:g} min "
+                                   "while jobs are queued") if self.pool else "none",
+            "sync_runner_binaries schedule": f"at the start, then every "
+                                             f"{self.sync_every_minutes:g} min",
+            "instance boot (simulated)": f"{self.instance_boot_seconds:g} s to register",
+            "time compression": f"{self.speed:g}x (one simulated minute = "
+                                f"{60 / self.speed:g} s)",
         }
 
 
@@ -109,15 +152,19 @@ class Demo:
                                                       self.config.speed)))
         for owner in self.scenario.owners:
             stack.github.add_installation(owner)
-        env: dict[str, str] = stack.env(**self.config.environment())
+        environment = stack.deployment.environment
+        # What infra/ creates for sync_runner_binaries: the bucket of the runner cache.
+        bucket = f"{environment}-runner-binaries"
+        stack.boto("s3").create_bucket(Bucket=bucket, CreateBucketConfiguration={
+            "LocationConstraint": stack.boto("s3").meta.region_name})
+        env: dict[str, str] = stack.env(**self.config.environment(),
+                                        RUNNER_OWNER=self.scenario.owners[0],
+                                        RUNNER_BINARIES_BUCKET=bucket)
         os.environ.update(env)
         _reset_wiring()
         _warm_up()
-        shown = ("ENABLE_ORGANIZATION_RUNNERS", "ENABLE_EPHEMERAL_RUNNERS", "RUNNERS_MAXIMUM_COUNT",
-                 "SCALE_DOWN_CONFIG", "MINIMUM_RUNNING_TIME_IN_MINUTES",
-                 "RUNNER_BOOT_TIME_IN_MINUTES", "INSTANCE_TYPES", "INSTANCE_TARGET_CAPACITY_TYPE")
-        self.recording.config = {k: env[k] for k in shown if k in env}
-        self.recording.config["time compression"] = f"{self.config.speed:g}x"
+        self.recording.config = self.config.shown()
+        self.recording.cap = self.config.max_runners
         return env
 
     def _replay(self, stack: Any, log: Any) -> None:
@@ -128,12 +175,18 @@ class Demo:
         lambdas = Lambdas(stack, log, visibility_seconds=max(1, round(30 / config.speed)))
         simulation = _simulation(stack, config, env["ENVIRONMENT"])
         observer = Observer(stack, config.speed, env["ENVIRONMENT"])
+        schedules = Schedules(config, lambdas, stack.github, env["RUNNER_BINARIES_BUCKET"],
+                              self.scenario.last_queued_at)
         pending = list(self.scenario.jobs)
         started = time.monotonic()
-        next_scale_down = config.scale_down_every_minutes * 60.0
         quiet_since: float | None = None
         try:
             with LiveView(self.console, len(self.scenario.jobs)) as view:
+
+                def show(event: Event) -> None:
+                    view.event(event)
+                    self.recording.events.append((event.t, event.kind, event.text))
+
                 while True:
                     tick_started = time.monotonic()
                     now = (tick_started - started) * config.speed
@@ -145,16 +198,14 @@ class Demo:
                     lambdas.drain_build_queue()
                     for _, kind, detail in simulation.step():
                         if kind in SIMULATION_EVENTS:
-                            view.event(Event(now, kind, detail))
+                            show(Event(now, kind, detail))
                     self._deliver_webhooks(lambdas)
-                    if now >= next_scale_down:
-                        next_scale_down += config.scale_down_every_minutes * 60.0
-                        view.event(Event(now, "scale-down", "scheduled run"))
-                        lambdas.scale_down()
+                    for event in schedules.due(now):
+                        show(event)
                     sample, events = observer.look(now)
                     self.recording.samples.append(sample)
                     for event in events:
-                        view.event(event)
+                        show(event)
                     view.update(observer.completed, sample)
                     all_done = not pending and observer.completed >= len(self.scenario.jobs)
                     quiet_since = (quiet_since or now) if all_done else None
@@ -174,6 +225,7 @@ class Demo:
         rec.launched, rec.terminated = observer.launched, observer.terminated
         rec.github_calls, rec.aws_calls = lambdas.stats.github, lambdas.stats.aws
         rec.invocations = lambdas.stats.counts
+        rec.runs = schedules.runs
 
     def _deliver_webhooks(self, lambdas: Lambdas) -> None:
         while self.webhooks:
@@ -202,9 +254,10 @@ def _warm_up() -> None:
     for module in ("chalicelib.services.scale_up", "chalicelib.services.scale_down",
                    "chalicelib.services.webhook"):
         importlib.import_module(module)
-    for function in ("scale_up", "scale_down", "webhook"):
+    for function in ("scale_up", "scale_down", "webhook", "adjust_pool",
+                     "sync_runner_binaries"):
         wiring.settings(function)
-    for service in ("ec2", "ssm", "sqs"):
+    for service in ("ec2", "ssm", "sqs", "s3"):
         wiring.aws(service)
     wiring.github("scale_up")
 

@@ -1,14 +1,11 @@
 """What AWS would do around the functions: API Gateway posts webhooks, the SQS event source mapping
-feeds `scale_up`, EventBridge runs `scale_down`. Each invocation goes through `chalice.test.Client`,
-and the GitHub and AWS calls made while it runs are counted as the system's."""
+feeds `scale_up`, EventBridge runs `scale_down`, `sync_runner_binaries` and the pool's
+`adjust_pool`. Each invocation goes through `chalice.test.Client`, and the GitHub and AWS calls
+made while it runs are counted as the system's."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
-import tempfile
-import uuid
 from collections import Counter
 from contextlib import redirect_stdout
 from dataclasses import dataclass, field
@@ -16,7 +13,8 @@ from typing import IO, Any
 
 from chalice.test import Client
 
-SQS_BATCH = 10  # the event source mapping's batch size (CONTRACT.md §1)
+from devstack.invoke import SQS_BATCH, STAGE, scheduled_event, sqs_record
+from devstack.webhooks import signed_headers
 
 
 @dataclass
@@ -38,19 +36,16 @@ class Lambdas:
 
         self.stack = stack
         self.log = log
-        # A project dir without .chalice/config.json: the test client must not overlay the `dev`
-        # stage's environment on the devstack one.
-        self._dir = tempfile.TemporaryDirectory(prefix="demo-chalice-")
-        self.client = Client(app, project_dir=self._dir.name)
-        self.secret = stack.deployment.webhook_secret.encode()
+        # A stage .chalice/config.json does not define: no stage environment over devstack's.
+        self.client = Client(app, stage_name=STAGE)
+        self.secret = stack.deployment.webhook_secret
         self.queue_url = stack.deployment.queue_url
         self.sqs = stack.boto("sqs")
         self.visibility_seconds = visibility_seconds
         self.stats = Invocations()
 
     def close(self) -> None:
-        """Forget the temporary project dir."""
-        self._dir.cleanup()
+        """Nothing is held between invocations (kept for the callers' `finally`)."""
 
     def _invoke(self, name: str, call: Any) -> Any:
         """Run `call` as function `name`; attribute the GitHub and AWS calls made meanwhile."""
@@ -64,20 +59,14 @@ class Lambdas:
             # The fake's route key is "METHOD /template"; an unmatched path is logged bare.
             self.stats.github[entry.route or f"{entry.method} {entry.path}"] += 1
         for (service, action), n in (Counter(self.stack.aws_faults.calls) - aws_before).items():
-            self.stats.aws[f"{service} {action}"] += n
+            self.stats.aws[f"{service} {_rest_action(action)}"] += n
         return result
 
     def post_webhook(self, action: str, job_id: int) -> int:
         """Deliver GitHub's `workflow_job` webhook for `job_id`, signed; returns the HTTP status."""
         payload = self.stack.github.workflow_job_payload(action, job_id)
         body = json.dumps(payload).encode()
-        signature = hmac.new(self.secret, body, hashlib.sha256).hexdigest()
-        headers = {
-            "Content-Type": "application/json",
-            "X-GitHub-Event": "workflow_job",
-            "X-GitHub-Delivery": str(uuid.uuid4()),
-            "X-Hub-Signature-256": f"sha256={signature}",
-        }
+        headers = signed_headers(body, self.secret)
         response = self._invoke("webhook", lambda: self.client.http.post(
             "/webhook", headers=headers, body=body))
         status = int(response.status_code)
@@ -99,7 +88,7 @@ class Lambdas:
             self._scale_up(received)
 
     def _scale_up(self, messages: list[dict[str, Any]]) -> None:
-        event = {"Records": [_sqs_record(m, self.queue_url) for m in messages]}
+        event = {"Records": [sqs_record(m, self.queue_url) for m in messages]}
         result = self._invoke("scale_up", lambda: self.client.lambda_.invoke("scale_up", event))
         answer = result.payload or {}
         failures = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
@@ -118,23 +107,51 @@ class Lambdas:
 
     def scale_down(self) -> None:
         """One scheduled `scale_down` run."""
-        event = self.client.events.generate_cw_event(
-            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[])
+        event = scheduled_event(self.client)
         self._invoke("scale_down", lambda: self.client.lambda_.invoke("scale_down", event))
 
+    def adjust_pool(self, size: int) -> int:
+        """One `adjust_pool` run, as a pool schedule invokes it; the instances it launched."""
+        ec2 = self.stack.boto("ec2")
+        before = _pool_instances(ec2)
+        self._invoke("adjust_pool", lambda: self.client.lambda_.invoke(
+            "adjust_pool", {"poolSize": size}))
+        return len(_pool_instances(ec2) - before)
 
-def _sqs_record(message: dict[str, Any], queue_url: str) -> dict[str, Any]:
-    """The Lambda SQS record of a received message (what the event source mapping sends)."""
-    attributes = message.get("Attributes", {})
-    name = queue_url.rsplit("/", 1)[-1]
-    return {
-        "messageId": message["MessageId"],
-        "receiptHandle": message["ReceiptHandle"],
-        "body": message["Body"],
-        "attributes": attributes,
-        "messageAttributes": {},
-        "md5OfBody": message.get("MD5OfBody", ""),
-        "eventSource": "aws:sqs",
-        "eventSourceARN": f"arn:aws:sqs:eu-west-1:123456789012:{name}",
-        "awsRegion": "eu-west-1",
-    }
+    def sync_runner_binaries(self, bucket: str, key: str) -> tuple[str | None, bool]:
+        """One scheduled `sync_runner_binaries` run; (the cached version, whether it changed)."""
+        s3 = self.stack.boto("s3")
+        before = _cached_version(s3, bucket, key)
+        event = scheduled_event(self.client)
+        self._invoke("sync_runner_binaries", lambda: self.client.lambda_.invoke(
+            "sync_runner_binaries", event))
+        after = _cached_version(s3, bucket, key)
+        return after, after != before
+
+
+def _rest_action(action: str) -> str:
+    """A REST call (S3's) by what it acts on, not by its path: `PUT /bucket/key` is `PUT object`;
+    query-protocol actions (`CreateFleet`) are left as they are."""
+    method, _, path = action.partition(" ")
+    if not path.startswith("/"):
+        return action
+    parts = [part for part in path.split("?")[0].split("/") if part]
+    return f"{method} {'object' if len(parts) > 1 else 'bucket'}"
+
+
+def _pool_instances(ec2: Any) -> set[str]:
+    """Ids of every instance the pool ever launched (any state)."""
+    pages = ec2.get_paginator("describe_instances").paginate(Filters=[
+        {"Name": "tag:ghr:created_by", "Values": ["pool-lambda"]}])
+    return {i["InstanceId"] for page in pages for r in page["Reservations"]
+            for i in r["Instances"]}
+
+
+def _cached_version(s3: Any, bucket: str, key: str) -> str | None:
+    """The runner version recorded on the cached tarball, None while there is none."""
+    try:
+        head = s3.head_object(Bucket=bucket, Key=key)
+    except s3.exceptions.ClientError:
+        return None
+    version = head.get("Metadata", {}).get("runner-version")
+    return str(version) if version else None

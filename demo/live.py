@@ -20,6 +20,9 @@ STYLES = {
     "deregistered": "yellow",
     "terminated": "magenta",
     "scale-down": "dim",
+    "pool": "cyan",
+    "binaries": "dim",
+    "new release": "dim",
 }
 
 
@@ -58,5 +61,6 @@ class LiveView:
         """Move the bar and show the current counts."""
         minutes = sample.t / 60.0
         status = (f"t={minutes:5.1f} min  queued {sample.queued:2d}  busy {sample.busy:2d}  "
-                  f"idle {sample.idle:2d}  instances {sample.instances:2d}")
+                  f"idle {sample.idle_runners:2d}  booting {sample.booting:2d}  "
+                  f"instances {sample.instances:2d}")
         self.progress.update(self.task, completed=done, status=status)

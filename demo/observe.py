@@ -57,7 +57,9 @@ class Observer:
     def look(self, t: float) -> tuple[Sample, list[Event]]:
         """Take a snapshot at simulated time `t`; return its sample and what changed."""
         instances = self.instances()
-        runners = {r.name: r.busy for r in self.stack.github.runners()}
+        listed = self.stack.github.runners()
+        runners = {r.name: r.busy for r in listed}
+        online = {r.name for r in listed if r.status == "online"}
         jobs = self.stack.github.jobs
         events: list[Event] = []
         for instance_id in sorted(instances.keys() - self.seen.instances.keys()):
@@ -81,12 +83,17 @@ class Observer:
         self.seen.instances, self.seen.runners = instances, runners
         busy_on_instances = sum(1 for name, busy in runners.items()
                                 if busy and any(name.endswith(i) for i in instances))
+        # Runners are named <prefix><instance id>: an instance none of whose online runners
+        # ends with its id has not registered yet (or its runner is offline).
+        booting = sum(1 for i in instances if not any(name.endswith(i) for name in online))
+        idle = max(0, len(instances) - busy_on_instances)
         sample = Sample(
             t=t,
             queued=sum(1 for job in jobs.values() if job.status == "queued"),
             busy=busy_on_instances,
-            idle=max(0, len(instances) - busy_on_instances),
+            idle=idle,
             instances=len(instances),
+            booting=min(booting, idle),
         )
         return sample, events
 

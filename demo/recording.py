@@ -18,6 +18,14 @@ class Sample:
     busy: int  # runners running a job
     idle: int  # instances running or pending without a job (booting, or an idle runner)
     instances: int  # running + pending instances
+    # Of `idle`: instances whose runner is not online yet. They cost like idle runners but can
+    # take no job: a chart that showed them as idle runners would show waste where there is none.
+    booting: int = 0
+
+    @property
+    def idle_runners(self) -> int:
+        """Online runners without a job: capacity a queued job could use now."""
+        return self.idle - self.booting
 
 
 @dataclass
@@ -37,6 +45,11 @@ class Recording:
     aws_calls: Counter[str] = field(default_factory=Counter)
     invocations: Counter[str] = field(default_factory=Counter)
     wall_seconds: float = 0.0
+    cap: int | None = None  # RUNNERS_MAXIMUM_COUNT, drawn on the chart
+    # Scheduled runs (scale-down, pool, binaries sync): (simulated seconds, function).
+    runs: list[tuple[float, str]] = field(default_factory=list)
+    # Every line of the live view: (simulated seconds, kind, detail).
+    events: list[tuple[float, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,7 @@ class Summary:
     github_calls: tuple[tuple[str, int], ...]
     aws_calls: tuple[tuple[str, int], ...]
     invocations: tuple[tuple[str, int], ...] = ()
+    booting_instance_minutes: float = 0.0
 
     def rows(self) -> list[tuple[str, str]]:
         """(figure, value) pairs in display order."""
@@ -65,6 +79,7 @@ class Summary:
             ("instances terminated", str(self.terminated)),
             ("peak instances", str(self.peak_instances)),
             ("idle instance-minutes", f"{self.idle_instance_minutes:.1f}"),
+            ("  of which booting", f"{self.booting_instance_minutes:.1f}"),
             ("GitHub calls", str(sum(n for _, n in self.github_calls))),
         ]
         rows += [(f"  {kind}", str(n)) for kind, n in self.github_calls]
@@ -82,6 +97,9 @@ def summarize(recording: Recording) -> Summary:
     idle_seconds = sum(
         before.idle * (after.t - before.t) for before, after in itertools.pairwise(samples)
     )
+    booting_seconds = sum(
+        before.booting * (after.t - before.t) for before, after in itertools.pairwise(samples)
+    )
     waits = sorted(recording.waits)
     return Summary(
         jobs=recording.jobs_total,
@@ -92,6 +110,7 @@ def summarize(recording: Recording) -> Summary:
         terminated=recording.terminated,
         peak_instances=max((s.instances for s in samples), default=0),
         idle_instance_minutes=idle_seconds / 60.0,
+        booting_instance_minutes=booting_seconds / 60.0,
         github_calls=_by_count(recording.github_calls),
         aws_calls=_by_count(recording.aws_calls),
         invocations=_by_count(recording.invocations),

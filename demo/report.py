@@ -30,8 +30,13 @@ def summary_table(summary: Summary, title: str = "Demo summary") -> Table:
     return table
 
 
+# Marks of the scheduled runs along the top of the chart: (marker, colour, height in axes units).
+RUN_MARKS = {"adjust_pool": ("v", "tab:purple", 0.97), "sync_runner_binaries": ("D", "black", 0.92)}
+
+
 def write_chart(recording: Recording, path: Path) -> Path:
-    """Plot queued jobs, busy and idle runners (and all instances) over simulated minutes."""
+    """Plot the instances (busy, idle runners, booting; stacked, so no line hides another) under
+    the cap, with the scheduled runs marked, above the queued jobs, over simulated minutes."""
     import matplotlib
 
     # Agg renders to files only: no display needed, same output on every machine.
@@ -39,23 +44,52 @@ def write_chart(recording: Recording, path: Path) -> Path:
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
-    minutes = [s.t / 60.0 for s in recording.samples]
-    figure, axes = plt.subplots(figsize=(10, 4.8), dpi=100)
-    axes.step(minutes, [s.queued for s in recording.samples], where="post",
-              label="queued jobs", color="tab:red")
-    axes.step(minutes, [s.busy for s in recording.samples], where="post",
-              label="busy runners", color="tab:green")
-    axes.step(minutes, [s.idle for s in recording.samples], where="post",
-              label="idle runners (no job)", color="tab:orange")
-    axes.step(minutes, [s.instances for s in recording.samples], where="post",
-              label="instances", color="tab:blue", linestyle="--", linewidth=1)
-    axes.set_xlabel("simulated minutes")
-    axes.set_ylabel("count")
-    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(f"{recording.scenario}: queued jobs and runners over time "
-                   f"(time compressed {recording.speed:g}x)")
-    axes.grid(alpha=0.3)
-    axes.legend(loc="upper right")
+    samples = recording.samples
+    minutes = [s.t / 60.0 for s in samples]
+    figure, (top, bottom) = plt.subplots(
+        2, 1, sharex=True, figsize=(11, 6.4), dpi=100, gridspec_kw={"height_ratios": [3, 1.2]})
+    layers = (("busy runners (running a job)", [s.busy for s in samples], "tab:green", None),
+              ("idle runners (online, no job)", [s.idle_runners for s in samples], "tab:orange",
+               None),
+              ("booting instances (no runner yet)", [s.booting for s in samples], "tab:blue",
+               "//"))
+    base = [0] * len(samples)
+    for label, values, colour, hatch in layers:
+        upper = [b + v for b, v in zip(base, values, strict=True)]
+        top.fill_between(minutes, base, upper, step="post", label=label, color=colour,
+                         alpha=0.55, hatch=hatch, linewidth=0)
+        base = upper
+    top.step(minutes, [s.instances for s in samples], where="post", color="black",
+             linewidth=0.8, label="instances (running + pending)")
+    if recording.cap is not None:
+        top.axhline(recording.cap, color="tab:red", linestyle="--", linewidth=1,
+                    label=f"cap (RUNNERS_MAXIMUM_COUNT = {recording.cap})")
+    scale_downs = [t / 60.0 for t, name in recording.runs if name == "scale_down"]
+    for axes in (top, bottom):
+        for index, minute in enumerate(scale_downs):
+            axes.axvline(minute, color="grey", linestyle=":", linewidth=0.9,
+                         label="scale_down run" if axes is top and index == 0 else None)
+    for name, (marker, colour, height) in RUN_MARKS.items():
+        times = [t / 60.0 for t, run in recording.runs if run == name]
+        if times:
+            top.plot(times, [height] * len(times), marker, color=colour, markersize=6,
+                     transform=top.get_xaxis_transform(), clip_on=False, label=f"{name} run")
+    top.set_ylabel("instances")
+    top.yaxis.set_major_locator(MaxNLocator(integer=True))
+    # Headroom above the cap for the run marks.
+    top.set_ylim(bottom=0, top=max([recording.cap or 0, *base, 1]) * 1.25)
+    top.set_title(f"{recording.scenario}: runners and queued jobs over time "
+                  f"(time compressed {recording.speed:g}x)")
+    top.grid(alpha=0.3)
+    top.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
+    bottom.fill_between(minutes, [s.queued for s in samples], step="post", color="tab:red",
+                        alpha=0.5, linewidth=0, label="queued jobs (waiting for a runner)")
+    bottom.set_ylabel("jobs")
+    bottom.set_xlabel("simulated minutes")
+    bottom.yaxis.set_major_locator(MaxNLocator(integer=True))
+    bottom.set_ylim(bottom=0)
+    bottom.grid(alpha=0.3)
+    bottom.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -63,38 +97,68 @@ def write_chart(recording: Recording, path: Path) -> Path:
     return path
 
 
+def _summary_rows(summary: Summary) -> str:
+    """The summary's rows; a breakdown row (indented in `rows()`) is indented here too."""
+    lines = []
+    for name, value in summary.rows():
+        css = " class=sub" if name.startswith("  ") else ""
+        lines.append(f"<tr><td{css}>{html.escape(name.strip())}</td>"
+                     f"<td class=n>{html.escape(value)}</td></tr>")
+    return "\n".join(lines)
+
+
+def _setting(name: str) -> str:
+    """A variable's name in code type; a description as text."""
+    text = html.escape(name)
+    return f"<code>{text}</code>" if name.replace("_", "").isupper() else text
+
+
+def _timeline_rows(recording: Recording) -> str:
+    lines = []
+    for t, kind, text in recording.events:
+        minutes, seconds = divmod(int(t), 60)
+        lines.append(f"<tr><td class=n>{minutes}:{seconds:02d}</td><td>{html.escape(kind)}</td>"
+                     f"<td>{html.escape(text)}</td></tr>")
+    return "\n".join(lines)
+
+
 def write_html(recording: Recording, summary: Summary, chart: Path, path: Path) -> Path:
-    """A self-contained HTML report: the chart embedded as base64, the summary, the settings."""
+    """A self-contained HTML report: the chart embedded as base64, the summary, the settings in
+    simulated units, and the timeline of every decision."""
     image = base64.b64encode(chart.read_bytes()).decode("ascii")
-    rows = "\n".join(
-        f"<tr><td>{html.escape(name)}</td><td class=n>{html.escape(value)}</td></tr>"
-        for name, value in summary.rows()
-    )
     config = "\n".join(
-        f"<tr><td><code>{html.escape(k)}</code></td><td><code>{html.escape(v)}</code></td></tr>"
-        for k, v in sorted(recording.config.items())
+        f"<tr><td>{_setting(k)}</td><td>{html.escape(v)}</td></tr>"
+        for k, v in recording.config.items()
     )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <title>github-runners demo: {html.escape(recording.scenario)}</title>
 <style>
-body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 62em; color: #222; }}
+body {{ font-family: system-ui, sans-serif; margin: 2em auto; max-width: 66em; color: #222; }}
 table {{ border-collapse: collapse; margin: 1em 0; }}
 td, th {{ border-bottom: 1px solid #ddd; padding: .25em .8em; text-align: left; }}
 td.n {{ text-align: right; font-variant-numeric: tabular-nums; }}
+td.sub {{ padding-left: 2.4em; color: #555; }}
 img {{ max-width: 100%; }}
 </style></head><body>
 <h1>github-runners demo: {html.escape(recording.scenario)}</h1>
 <p>Replayed on devstack with time compressed {recording.speed:g}x
-({recording.wall_seconds:.0f} s of wall time). Waits and idle time are in simulated time.</p>
-<img alt="queued jobs, busy and idle runners over time" src="data:image/png;base64,{image}">
+({recording.wall_seconds:.0f} s of wall time). Times, waits and idle time are simulated.</p>
+<img alt="busy, idle and booting instances under the cap, scheduled runs, and queued jobs
+over time" src="data:image/png;base64,{image}">
 <h2>Summary</h2>
 <table><tr><th>figure</th><th>value</th></tr>
-{rows}
+{_summary_rows(summary)}
 </table>
 <h2>Configuration</h2>
-<table><tr><th>variable</th><th>value</th></tr>
+<p>In simulated units; where compression changed a value, the value the functions were given
+follows.</p>
+<table><tr><th>setting</th><th>value</th></tr>
 {config}
+</table>
+<h2>Timeline</h2>
+<table><tr><th>time</th><th>event</th><th>detail</th></tr>
+{_timeline_rows(recording)}
 </table>
 </body></html>
 """

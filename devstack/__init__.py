@@ -7,14 +7,18 @@ only through the standard `AWS_ENDPOINT_URL` and `GHES_URL`, so no code path kno
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import requests
 from botocore.config import Config
 
-from devstack.aws import AwsServer, FaultInjector
 from devstack.provision import Deployment, deploy
+
+if TYPE_CHECKING:
+    # moto's server costs a third of a second to import: `python -m devstack status` and the
+    # other commands that only talk to a running devstack never need it.
+    from devstack.aws import AwsServer, FaultInjector
 
 REGION = "eu-west-1"
 
@@ -41,6 +45,7 @@ class Devstack:
     @classmethod
     def start(cls, validate_github: bool = True) -> Devstack:
         """Start moto and the GitHub fake on free loopback ports."""
+        from devstack.aws import AwsServer
         from devstack.github_fake import GitHubFake
 
         aws = AwsServer().start()

@@ -1,30 +1,65 @@
-"""`python -m devstack`: start devstack, deploy into it, print the shell exports, wait."""
+"""`python -m devstack`: start devstack, deploy into it, print the shell exports, serve until
+stopped. `python -m devstack <command>` drives the running one (see devstack/cli.py)."""
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from devstack import Devstack, export_lines
 
 
-def main() -> int:
+def serve(argv: list[str]) -> int:
     """Run devstack in the foreground until interrupted."""
+    from devstack.cli import DEFAULT_STATE
+    from devstack.session import Session
+
+    parser = argparse.ArgumentParser(
+        prog="python -m devstack",
+        description="Serve devstack until stopped; with a command (send-job, scale-up, "
+                    "scale-down, pool, status), drive the one already running.")
+    parser.add_argument("--state", type=Path, default=DEFAULT_STATE,
+                        help="where to write the state file the commands read "
+                             "(default %(default)s)")
+    parser.add_argument("--boot-seconds", type=float, default=5.0,
+                        help="how long a launched instance takes to register its runner "
+                             "(default %(default)g)")
+    args = parser.parse_args(argv)
     stack = Devstack.start()
-    deployment = stack.deploy()
+    session = Session(stack, args.state, args.boot_seconds)
+    session.start()
     print("# devstack is up. Point a shell at it with:")
     for line in export_lines(stack):
         print(line)
+    deployment = session.deployment
     print(f"# GitHub App id {stack.github.app_id}; build queue {deployment.queue_url}")
+    print(f"# webhook secret (in {deployment.webhook_secret_parameter}): "
+          f"{deployment.webhook_secret}")
+    print(f"# state file {args.state}; e.g. python -m devstack send-job --owner acme "
+          "--repo hello --labels self-hosted,linux")
     print("# Ctrl-C stops it.", flush=True)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     with contextlib.suppress(KeyboardInterrupt):
         stop.wait()
-    stack.stop()
+    session.stop()
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Serve, or run one command against the devstack already served."""
+    from devstack.cli import COMMANDS
+
+    arguments = sys.argv[1:] if argv is None else argv
+    if any(word in COMMANDS for word in arguments):
+        from devstack.cli import main as run_command
+
+        return run_command(arguments)
+    return serve(arguments)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,7 @@ class Deployment:
     state_table: str
 
     def env(self) -> dict[str, str]:
-        """The deployment's part of the functions' environment (CONTRACT.md §2)."""
+        """The deployment's part of the functions' environment (docs/REFERENCE.md §2)."""
         return {
             "ENVIRONMENT": self.environment,
             "LAUNCH_TEMPLATE_NAME": self.launch_template_name,

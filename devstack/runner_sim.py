@@ -23,7 +23,7 @@ Event = tuple[float, str, str]  # (time, kind, detail)
 
 @dataclass(frozen=True)
 class ConfigArgs:
-    """The `config.sh` arguments of CONTRACT.md §4."""
+    """The `config.sh` arguments of docs/REFERENCE.md §4."""
 
     url: str
     token: str

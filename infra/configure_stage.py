@@ -5,8 +5,10 @@
 Reads the stack's parameters and outputs and writes into `.chalice/config.json`, stage `dev`:
 the functions' environment (infra/envmap.py, the same table the packaged template uses), the
 stack's role of each function (`manage_iam_role: false`), timeouts, reserved concurrency and
-Lambda VPC settings. It also writes `out/<stage>.env`, the variables `app.py` reads while
-chalice imports it (queue name and schedules), to `source` before `chalice deploy`.
+Lambda VPC settings. A new stage starts as a copy of the placeholder stage `sample`, for its
+memory sizes and API Gateway stage name. It also writes `out/<stage>.env`, the variables
+`app.py` reads while chalice imports it (queue name and schedules), to `source` before
+`chalice deploy`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ FUNCTIONS: dict[str, tuple[str, str, str | None]] = {
 }
 # Fixed at one in the packaged template too: overlapping runs would judge the same runners.
 SINGLE_INSTANCE = ("scale_down", "sync_runner_binaries")
+# The stage of .chalice/config.json that `make package` uses; its values are placeholders.
+SAMPLE_STAGE = "sample"
 
 
 class StageError(Exception):
@@ -49,7 +53,10 @@ def configure(config: dict[str, Any], stage: str, parameters: Mapping[str, str],
             f"FunctionNamePrefix={expected} so its log groups and pool schedules match"
         )
     result = json.loads(json.dumps(config))
-    settings = result.setdefault("stages", {}).setdefault(stage, {})
+    stages = result.setdefault("stages", {})
+    if stage not in stages:
+        stages[stage] = json.loads(json.dumps(stages.get(SAMPLE_STAGE, {})))
+    settings = stages[stage]
     settings["environment_variables"] = {
         **settings.get("environment_variables", {}), **stack_environment(parameters, outputs)
     }

@@ -1,4 +1,5 @@
-"""The functions' environment (CONTRACT.md §2) in terms of the stack: one table, two readers.
+"""The functions' environment (docs/REFERENCE.md §2) in terms of the stack: one table, two
+readers.
 
 `infra/build.py` turns it into CloudFormation values for the packaged template, and
 `infra/configure_stage.py` into plain values from a deployed stack's parameters and outputs,

@@ -2,8 +2,9 @@
 # Start script of a Linux runner (the launch template's user data; infra/build.py splices it in).
 #
 # - Every wait is bounded; when one runs out, or any step fails, the instance terminates itself.
-# - The token parameter (CONTRACT.md §4) is read once, deleted at once, and never printed: the
-#   secret travels to the runner in ACTIONS_RUNNER_INPUT_* variables, not on a command line.
+# - The token parameter (docs/REFERENCE.md §4) is read once, deleted at once, and never
+#   printed: the secret travels to the runner in ACTIONS_RUNNER_INPUT_* variables, not on a
+#   command line.
 # - An ephemeral runner terminates its instance when its one job is done.
 # - The debug option (EnableUserDataDebugLogging=true-logs-secrets) traces every command, and
 #   so PRINTS THE SECRETS. It is off by default.
@@ -299,7 +300,7 @@ split_words() {
 configure_runner() {
   step="configure"
   local args=() words=() word next_is_token="false"
-  # config.sh arguments of CONTRACT.md §4; the token leaves the command line for the
+  # config.sh arguments of docs/REFERENCE.md §4; the token leaves the command line for the
   # environment, where `ps` cannot show it to other users.
   split_words "$runner_secret" ||
     { log "the runner configuration is not a line of shell-quoted words"; return 1; }

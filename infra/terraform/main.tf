@@ -1,7 +1,8 @@
 # Deploy the packaged template (chalice package + aws cloudformation package) with Terraform.
 # Chalice's own `--pkg-format terraform` cannot merge infra/template.yaml and pins Terraform
 # below 1.4; CloudFormation through aws_cloudformation_stack has neither limit. See
-# docs/DEPLOY.md, "Terraform", for the three commands that come before `terraform apply`.
+# docs/DEPLOY.md, 3c: `make package` and `aws cloudformation package` make out/packaged.yaml,
+# then `terraform init` and `terraform apply -var artifacts_bucket="$ARTIFACTS" ...`.
 
 terraform {
   required_version = ">= 1.5"

@@ -43,13 +43,13 @@ def configured_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def package(tmp_path_factory: pytest.TempPathFactory) -> Package:
-    """`chalice package` of the sample stage `dev`, merged with infra/template.yaml, then
+    """`chalice package` of the sample stage `sample`, merged with infra/template.yaml, then
     precompiled (scripts/precompile_package.py), as `make package` ships it."""
     out = tmp_path_factory.mktemp("package") / "out"
     env = {key: value for key, value in os.environ.items() if not key.startswith("AWS_")}
     env.update(PACKAGE_ENV)
     result = subprocess.run(
-        [str(BIN / "chalice"), "package", "--stage", "dev",
+        [str(BIN / "chalice"), "package", "--stage", "sample",
          "--merge-template", str(build.TEMPLATE), str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, check=False,
     )
