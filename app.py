@@ -1,5 +1,6 @@
-"""The Chalice app: entry points of CONTRACT.md §1. Each parses its event, gets its dependencies
-from `chalicelib.wiring` (its only caller), calls one service function and maps the result."""
+"""The Chalice app: entry points of docs/REFERENCE.md §1. Each parses its event, gets its
+dependencies from `chalicelib.wiring` (its only caller), calls one service function and maps
+the result."""
 
 from __future__ import annotations
 

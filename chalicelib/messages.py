@@ -1,4 +1,4 @@
-"""The build-queue message (CONTRACT.md §3): its type, its body both ways, and its limits.
+"""The build-queue message (docs/REFERENCE.md §3): its type, its body both ways, and its limits.
 
 Pure: the webhook builds a `JobMessage` and sends `to_body()`; scale-up parses SQS records back
 with `parse_batch`. A record that fails validation is reported with its message id and the

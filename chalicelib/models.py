@@ -14,7 +14,7 @@ CapacityType = Literal["spot", "on-demand"]
 # EC2 states of an instance that runs or is about to: what the cap counts and what is decided on.
 LIVE_STATES = frozenset({"pending", "running"})
 
-# Tag keys of CONTRACT.md §4.
+# Tag keys of docs/REFERENCE.md §4.
 TAG_APPLICATION = "ghr:Application"
 TAG_ENVIRONMENT = "ghr:environment"
 TAG_TYPE = "ghr:Type"

@@ -1,4 +1,4 @@
-"""One frozen settings object built from the environment (CONTRACT.md §2), validated at once.
+"""One frozen settings object built from the environment (docs/REFERENCE.md §2), validated at once.
 
 Every problem found is collected and reported together in one `ConfigError`, so an operator
 fixes a deployment in one round. Which variables are required depends on the function.
@@ -51,7 +51,7 @@ RUNNER_ARCHITECTURES = ("x64", "arm64")
 
 @dataclass(frozen=True)
 class Settings:
-    """The validated configuration of one function; field names follow CONTRACT.md §2."""
+    """The validated configuration of one function; field names follow docs/REFERENCE.md §2."""
 
     environment: str
     enable_organization_runners: bool = False

@@ -1,4 +1,4 @@
-"""The build queue (SQS): sends the CONTRACT.md §3 message of a queued job, and tells how many
+"""The build queue (SQS): sends the docs/REFERENCE.md §3 message of a queued job, and tells how many
 jobs wait in it or are being handled."""
 
 from __future__ import annotations

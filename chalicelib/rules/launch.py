@@ -27,7 +27,7 @@ def web_base_url(ghes_url: str | None) -> str:
 
 
 def config_arguments(settings: Settings, owner: str, runner_type: RunnerType, token: str) -> str:
-    """The `config.sh` arguments of CONTRACT.md §4, shell-quoted where a value needs it."""
+    """The `config.sh` arguments of docs/REFERENCE.md §4, shell-quoted where a value needs it."""
     parts = [f"--url {web_base_url(settings.ghes_url)}/{owner}", f"--token {token}"]
     if settings.runner_labels:
         parts.append("--labels " + shlex.quote(",".join(settings.runner_labels)))
@@ -42,7 +42,7 @@ def config_arguments(settings: Settings, owner: str, runner_type: RunnerType, to
 
 def runner_tags(settings: Settings, owner: str, runner_type: RunnerType,
                 created_by: str) -> tuple[tuple[str, str], ...]:
-    """The CONTRACT.md §4 tags of a runner instance and its volumes."""
+    """The docs/REFERENCE.md §4 tags of a runner instance and its volumes."""
     return ((TAG_APPLICATION, APPLICATION), (TAG_ENVIRONMENT, settings.environment),
             (TAG_TYPE, runner_type), (TAG_OWNER, owner), (TAG_CREATED_BY, created_by))
 

@@ -3,8 +3,8 @@
 Available = idle online runners of running instances, plus instances still within the boot time
 that have no runner yet or whose runner is offline and idle (a JIT runner is offline until
 `run.sh` starts it). The top-up `poolSize - available` is clamped so that running + pending
-instances of the owner never exceed `RUNNERS_MAXIMUM_COUNT` (CONTRACT.md §5.1), room being left
-for the `reserved` jobs of the build queue that scale-up launches for meanwhile.
+instances of the owner never exceed `RUNNERS_MAXIMUM_COUNT` (docs/REFERENCE.md §5.1), room
+being left for the `reserved` jobs of the build queue that scale-up launches for meanwhile.
 """
 
 from __future__ import annotations

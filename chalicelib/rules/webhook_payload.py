@@ -79,7 +79,7 @@ def queued_job(payload: Mapping[str, Any]) -> JobMessage:
         missing.append("workflow_job.labels")
     if missing or job_id is None or name is None or login is None:
         raise PayloadError("missing fields: " + ", ".join(missing))
-    # 0 tells scale-up to look the installation up (CONTRACT.md §3).
+    # 0 tells scale-up to look the installation up (docs/REFERENCE.md §3).
     installation = _int(_object(payload.get("installation")).get("id")) or 0
     return JobMessage(
         id=job_id,

@@ -77,7 +77,7 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
     plan = plan_pool(owner, pool_size, instances, runners, settings, moment)
     if plan.launch > 0 and plan.maximum >= 0:
         # Scale-up launches for the queued jobs against the same cap, maybe at this very moment
-        # (CONTRACT §5.1): the pool leaves them their places. The queue holds every owner's
+        # (REFERENCE.md §5.1): the pool leaves them their places. The queue holds every owner's
         # jobs, so this errs on the side of fewer pool runners.
         backlog = _build_backlog(deps.queue)
         if backlog:

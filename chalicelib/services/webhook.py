@@ -114,7 +114,7 @@ def misconfigured(headers: Mapping[str, str], error: ConfigError) -> WebhookResu
 
 def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str,
                     deps: WebhookDeps) -> WebhookResult:
-    """Answer one GitHub webhook delivery (CONTRACT.md §1: 2xx, 401, 400, 413, 5xx)."""
+    """Answer one GitHub webhook delivery (docs/REFERENCE.md §1: 2xx, 401, 400, 413, 5xx)."""
     started = time.monotonic()
     delivery = _read_headers(headers)
     logs.bind(delivery_id=delivery.delivery_id, github_event=delivery.event)

@@ -150,7 +150,7 @@ function Invoke-Runner([string]$Script, [string[]]$Arguments) {
     } finally { Pop-Location }
 }
 
-# Splits the runner configuration as sh splits a line of quoted words (CONTRACT.md section 4;
+# Splits the runner configuration as sh splits a line of quoted words (docs/REFERENCE.md section 4;
 # scale-up quotes with Python's shlex.quote), by the rules of split_words in start-runner.sh:
 # blanks separate words, '...' is literal, "..." is literal but for \\ \" \$ \` and
 # \<newline>, an unquoted \ quotes the next character. Nothing is expanded; a character sh would

@@ -248,7 +248,7 @@ as_runner() {
   fi
 }
 
-# Splits $1 into the array `words` as sh splits a line of quoted words (CONTRACT.md §4; scale-up
+# Splits $1 into the array `words` as sh splits a line of quoted words (docs/REFERENCE.md §4; scale-up
 # quotes with Python's shlex.quote): blanks separate words, '...' is literal, "..." is literal
 # but for \\ \" \$ \` and \<newline>, and an unquoted \ quotes the next character. Nothing is
 # expanded or run, and never through eval: an unquoted character that sh would expand or read

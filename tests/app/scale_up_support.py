@@ -26,7 +26,7 @@ QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:github-runners-queued-builds"
 
 def job_body(job_id: int, owner: str = ORG, repo: str = REPO, installation_id: int = 0,
              owner_type: str | None = "Organization", **extra: Any) -> str:
-    """A build-queue message body (CONTRACT.md §3)."""
+    """A build-queue message body (docs/REFERENCE.md §3)."""
     body: dict[str, Any] = {"id": job_id, "eventType": "workflow_job", "repositoryName": repo,
                             "repositoryOwner": owner, "installationId": installation_id,
                             "labels": ["self-hosted", "linux"], **extra}

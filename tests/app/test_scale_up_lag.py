@@ -2,7 +2,7 @@
 against the cap, and jobs launched for are not launched for again.
 
 RELIABILITY R-UP-03 and FI-25 (DescribeInstances lags just after a launch), R-Q-05 (a job's
-event twice); CONTRACT §5.1.
+event twice); REFERENCE.md §5.1.
 """
 
 from __future__ import annotations

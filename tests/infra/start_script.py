@@ -166,7 +166,7 @@ def configure(directory: Path, **values: str) -> None:
 
 
 def put_token(directory: Path, value: str) -> None:
-    """What scale-up stores for the instance (CONTRACT.md §4)."""
+    """What scale-up stores for the instance (docs/REFERENCE.md §4)."""
     (directory / "ssm" / f"{TOKENS}/{INSTANCE}".replace("/", "_")).write_text(value + "\n")
 
 

@@ -1,4 +1,4 @@
-"""The config.sh arguments of CONTRACT.md §4 reach the runner as sh would split them.
+"""The config.sh arguments of docs/REFERENCE.md §4 reach the runner as sh would split them.
 
 Scale-up quotes each argument with Python's shlex.quote; the real start-runner.sh must split the
 stored value into the same words (never by whitespace alone, never through eval). The cases are

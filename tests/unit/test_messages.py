@@ -1,4 +1,4 @@
-"""Build-queue records: what is a valid message (CONTRACT.md §3), and what is rejected and why.
+"""Build-queue records: what is a valid message (docs/REFERENCE.md §3), what is rejected, and why.
 
 RELIABILITY BI-01..BI-05 and R-Q-01: a bad record is reported with its message id and reasons, never
 raised, and never stops the rest of the batch.

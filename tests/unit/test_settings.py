@@ -1,4 +1,4 @@
-"""Settings: every CONTRACT.md §2 variable, its default, and one error naming every problem."""
+"""Settings: every docs/REFERENCE.md §2 variable, its default, one error naming every problem."""
 
 from __future__ import annotations
 
