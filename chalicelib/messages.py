@@ -39,6 +39,8 @@ class JobMessage:
     labels: tuple[str, ...] | None = None
     event_type: str = SUPPORTED_EVENT_TYPE
     message_id: str = ""
+    # How many times job retry sent this job back (`retryCounter`, absent = 0).
+    retry_counter: int = 0
 
     @property
     def full_repo(self) -> str:
@@ -58,6 +60,8 @@ class JobMessage:
             body["repoOwnerType"] = self.repo_owner_type
         if self.labels is not None:
             body["labels"] = list(self.labels)
+        if self.retry_counter:
+            body["retryCounter"] = self.retry_counter
         return json.dumps(body, separators=(",", ":"))
 
 
@@ -156,11 +160,14 @@ def parse_body(message_id: str, body: str) -> JobMessage | Rejected:
         problems.append(f"repoOwnerType: expected a string, got {_describe(owner_type)}")
         owner_type = None
     labels = _labels(data, problems)
+    retry_counter = (_positive_int(data, "retryCounter", problems, allow_zero=True)
+                     if "retryCounter" in data else 0)
     if problems:
         return Rejected(message_id, tuple(problems), _excerpt(body))
     return JobMessage(message_id=message_id, id=job_id, event_type=str(event_type),
                       repository_name=repository, repository_owner=owner,
-                      installation_id=installation, repo_owner_type=owner_type, labels=labels)
+                      installation_id=installation, repo_owner_type=owner_type, labels=labels,
+                      retry_counter=retry_counter)
 
 
 def _excerpt(body: Any) -> str:

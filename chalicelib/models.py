@@ -22,6 +22,8 @@ TAG_OWNER = "ghr:Owner"
 TAG_CREATED_BY = "ghr:created_by"
 TAG_BYPASS_REMOVAL = "ghr:bypass-removal"
 TAG_RUNNER_ID = "ghr:github_runner_id"
+# The cap reservation an instance was launched under (services/capacity.py).
+TAG_RESERVATION = "ghr:reservation"
 APPLICATION = "github-action-runner"
 
 

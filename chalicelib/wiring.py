@@ -19,6 +19,7 @@ from chalicelib.settings import FunctionName, Settings, load_settings
 if TYPE_CHECKING:
     from chalicelib.aws.state import StateTable
     from chalicelib.github.client import GitHubClient, GitHubConfig
+    from chalicelib.services.capacity import CapacityLedger
     from chalicelib.services.pool import PoolDeps
     from chalicelib.services.runner_binaries import SyncDeps
     from chalicelib.services.scale_down import ScaleDownDeps
@@ -161,15 +162,23 @@ def state_table(function: FunctionName) -> StateTable:
     return StateTable(aws("dynamodb"), settings(function).state_table_name)
 
 
+def capacity(function: FunctionName) -> CapacityLedger:
+    """The container's view of the shared cap: kept warm, it reserves with one write."""
+    from chalicelib.services.capacity import CapacityLedger
+
+    values = settings(function)
+    return cached(f"capacity:{values.state_table_name}",
+                  lambda: CapacityLedger(state_table(function), values.environment))
+
+
 def scale_up() -> ScaleUpDeps:
     """What `scale_up` works with (ConfigError when the configuration is bad)."""
     from chalicelib.aws.ec2 import Ec2
     from chalicelib.aws.ssm import Ssm
-    from chalicelib.services.launch_ledger import LaunchLedger
     from chalicelib.services.scale_up import ScaleUpDeps
 
     return ScaleUpDeps(settings("scale_up"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                       github("scale_up"), ledger=cached("launch_ledger", LaunchLedger))
+                       github("scale_up"), capacity("scale_up"))
 
 
 def scale_down() -> ScaleDownDeps:
@@ -191,7 +200,8 @@ def adjust_pool() -> PoolDeps:
 
     values = settings("adjust_pool")
     queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
-    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"), queue)
+    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"),
+                    capacity("adjust_pool"), queue)
 
 
 def webhook() -> WebhookDeps:

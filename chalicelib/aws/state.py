@@ -91,6 +91,11 @@ class TransactionConflict(Exception):
         self.failed = tuple(failed)
         self.current = tuple(current)
 
+    @property
+    def contended(self) -> bool:
+        """No condition failed: another transaction held an item (worth trying again)."""
+        return not any(self.failed)
+
 
 class StateTable:
     """The state table over an injected botocore DynamoDB client."""
@@ -201,8 +206,13 @@ class StateTable:
             if error_code(error) != "TransactionCanceledException":
                 raise translate(error, "dynamodb TransactWriteItems") from error
             reasons = error.response.get("CancellationReasons") or []
-            if not any(r.get("Code") == "ConditionalCheckFailed" for r in reasons):
-                # Throttling or a conflicting transaction on the same items: worth a retry.
+            codes = {r.get("Code") for r in reasons}
+            if "TransactionConflict" in codes and "ConditionalCheckFailed" not in codes:
+                # Another transaction was writing one of the items at that moment.
+                raise TransactionConflict([False] * len(reasons),
+                                          [None] * len(reasons)) from error
+            if "ConditionalCheckFailed" not in codes:
+                # Throttling or the service's trouble: worth a retry.
                 raise translate(error, "dynamodb TransactWriteItems",
                                 extra={"TransactionCanceledException"}) from error
             raise TransactionConflict(

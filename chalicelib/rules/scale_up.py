@@ -6,18 +6,17 @@ No I/O, no clock, no settings object: inputs are plain values, outputs are froze
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.messages import JobMessage
 from chalicelib.models import RunnerType
 
-NO_CAP = -1
 # Why a message was consumed without a runner; each is logged with the message id.
 USER_OWNED_REPO = "user-owned repository with organization runners"
 NOT_QUEUED = "job no longer queued"
 DUPLICATE_JOB = "another message of the batch carries the same job"
-LAUNCHED_BEFORE = "a runner was launched for this job minutes ago"
+LAUNCHED_BEFORE = "a runner was launched for this job already"
 OVER_CAP_REUSE = "over the cap; a running reuse runner will take the job"
 
 
@@ -59,11 +58,11 @@ def owner_of(job: JobMessage, organization_runners: bool) -> tuple[str, RunnerTy
 
 
 def group_jobs(jobs: Iterable[JobMessage], organization_runners: bool,
-               launched_before: Collection[tuple[str, int]] = (),
                ) -> tuple[tuple[Group, ...], tuple[Dropped, ...]]:
-    """Group jobs by owner (in arrival order); drop user repos (org runners) and repeats, in the
-    batch or of the `(repository, job id)`s `launched_before`."""
+    """Group jobs by owner (in arrival order; names compare case-insensitively, as GitHub's
+    do); drop user repos (org runners) and repeats of a job in the batch."""
     groups: dict[tuple[str, RunnerType], list[JobMessage]] = {}
+    spelling: dict[tuple[str, RunnerType], str] = {}
     dropped: list[Dropped] = []
     seen: set[tuple[str, int]] = set()
     for job in jobs:
@@ -71,24 +70,16 @@ def group_jobs(jobs: Iterable[JobMessage], organization_runners: bool,
         if owner is None:
             dropped.append(Dropped(job.message_id, job.id, USER_OWNED_REPO))
             continue
-        if (job.full_repo, job.id) in launched_before:
-            dropped.append(Dropped(job.message_id, job.id, LAUNCHED_BEFORE))
-            continue
-        if (job.full_repo, job.id) in seen:
+        if (job.full_repo.lower(), job.id) in seen:
             # At-least-once delivery: one runner per job, whichever copy came first (P4).
             dropped.append(Dropped(job.message_id, job.id, DUPLICATE_JOB))
             continue
-        seen.add((job.full_repo, job.id))
-        groups.setdefault(owner, []).append(job)
-    return (tuple(Group(owner, kind, tuple(items)) for (owner, kind), items in groups.items()),
+        seen.add((job.full_repo.lower(), job.id))
+        key = (owner[0].lower(), owner[1])
+        spelling.setdefault(key, owner[0])
+        groups.setdefault(key, []).append(job)
+    return (tuple(Group(spelling[key], key[1], tuple(items)) for key, items in groups.items()),
             tuple(dropped))
-
-
-def launchable(queued: int, current: int | None, cap: int) -> int:
-    """How many runners to launch: `max(0, min(queued, cap - current))`; all with no cap."""
-    if cap == NO_CAP or current is None:
-        return max(0, queued)
-    return max(0, min(queued, cap - current))
 
 
 @dataclass(frozen=True)
@@ -98,8 +89,6 @@ class ScaleUpPlan:
     owner: str
     runner_type: RunnerType
     queued: int
-    current: int | None
-    cap: int
     launch: tuple[str, ...]
     retry: tuple[str, ...] = ()
     consume: tuple[str, ...] = ()
@@ -110,18 +99,22 @@ class ScaleUpPlan:
         return len(self.launch)
 
 
-def plan_scale_up(owner: str, runner_type: RunnerType, queued_ids: Sequence[str],
-                  current: int | None, cap: int, ephemeral: bool) -> ScaleUpPlan:
-    """Clamp the queued jobs of one owner to the cap (Guarantee 1) and place the remainder.
+def plan_scale_up(owner: str, runner_type: RunnerType, queued_ids: Sequence[str], granted: int,
+                  ephemeral: bool, reuse_runner_available: bool = True) -> ScaleUpPlan:
+    """Give the `granted` places under the cap (docs/REFERENCE.md §5.1) to the first queued
+    jobs of one owner and place the remainder.
 
-    Each ephemeral runner takes one job, so a job skipped for the cap is retried; a reuse
-    runner takes job after job, so a skipped job is left to the runners already running.
+    Each ephemeral runner takes one job, so a job skipped for the cap is retried. A reuse
+    runner takes job after job, so a skipped job is left to the runners already there, but
+    only when one of them is registered or still booting (`reuse_runner_available`): instances
+    that never registered take no job, and the message is retried instead.
     """
-    count = launchable(len(queued_ids), current, cap)
+    count = max(0, min(granted, len(queued_ids)))
     rest = tuple(queued_ids[count:])
+    consume = not ephemeral and reuse_runner_available
     return ScaleUpPlan(owner=owner, runner_type=runner_type, queued=len(queued_ids),
-                       current=current, cap=cap, launch=tuple(queued_ids[:count]),
-                       retry=rest if ephemeral else (), consume=() if ephemeral else rest)
+                       launch=tuple(queued_ids[:count]), retry=() if consume else rest,
+                       consume=rest if consume else ())
 
 
 @dataclass(frozen=True)
@@ -130,17 +123,15 @@ class Settlement:
 
     launched: tuple[str, ...]
     retry: tuple[str, ...]
-    consume: tuple[str, ...]
 
 
-def settle(message_ids: Sequence[str], ready: int, retryable_shortfall: int) -> Settlement:
-    """Give the `ready` runners to the first messages; the retryable part of the rest is
-    retried, the remainder (missing for a permanent reason) is consumed."""
+def settle(message_ids: Sequence[str], ready: int) -> Settlement:
+    """Give the `ready` runners to the first messages; the rest are retried, whatever the
+    reason capacity is missing: a permanent fleet error (a bad template, a refused permission
+    after a stack update) is an operator's to fix, and its messages wait for the fix in the
+    queue, then in the dead-letter queue, rather than being lost (docs/REFERENCE.md §5.3)."""
     ready = max(0, min(ready, len(message_ids)))
-    rest = tuple(message_ids[ready:])
-    retry_count = max(0, min(retryable_shortfall, len(rest)))
-    return Settlement(launched=tuple(message_ids[:ready]), retry=rest[:retry_count],
-                      consume=rest[retry_count:])
+    return Settlement(launched=tuple(message_ids[:ready]), retry=tuple(message_ids[ready:]))
 
 
 def client_token(deliveries: Iterable[tuple[str, int]], count: int, capacity_type: str) -> str:

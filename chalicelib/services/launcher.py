@@ -20,7 +20,7 @@ from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError, PermanentError, RetryableError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
-from chalicelib.models import TAG_RUNNER_ID, RunnerType
+from chalicelib.models import TAG_RESERVATION, TAG_RUNNER_ID, RunnerType
 from chalicelib.rules.launch import (
     config_arguments,
     runner_tags,
@@ -94,6 +94,8 @@ class LaunchRequest:
     client_token: str | None = None
     # Overrides the launch template's AMI when set.
     image_id: str | None = None
+    # The cap reservation the instances are launched under (tag ghr:reservation).
+    reservation: str | None = None
 
 
 @dataclass(frozen=True)
@@ -174,7 +176,8 @@ class Launcher:
         fleet = FleetRequest(
             launch_template_name=settings.launch_template_name, subnet_ids=settings.subnet_ids,
             instance_types=settings.instance_types, count=request.count,
-            tags=runner_tags(settings, request.owner, request.runner_type, request.created_by),
+            tags=(*runner_tags(settings, request.owner, request.runner_type, request.created_by),
+                  *(((TAG_RESERVATION, request.reservation),) if request.reservation else ())),
             capacity_type=settings.instance_target_capacity_type,
             allocation_strategy=settings.instance_allocation_strategy,
             max_spot_price=settings.instance_max_spot_price, image_id=request.image_id,

@@ -21,6 +21,7 @@ from chalicelib.errors import ConfigError, GhrError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.rules.pool import PoolPlan, plan_pool
+from chalicelib.services.capacity import CapacityLedger
 from chalicelib.services.launcher import Launcher, LaunchRequest, image_id
 from chalicelib.settings import Settings
 
@@ -42,6 +43,8 @@ class PoolDeps:
     ec2: Ec2
     ssm: Ssm
     github: GitHubClient
+    # The container's view of the shared cap (reservations in the state table).
+    capacity: CapacityLedger
     # The build queue, whose backlog the pool leaves room for; None when its URL is not set.
     queue: BuildQueue | None = None
 
@@ -71,7 +74,9 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
     pool_size = pool_size_of(event)
     owner = str(settings.runner_owner)  # required by adjust_pool's settings
     github.set_deadline(remaining_seconds)
-    instances = ec2.runner_instances(settings.environment, owner=owner, runner_type="Org")
+    # Owners compare case-insensitively (GitHub's names do; EC2's tag filters do not).
+    instances = [i for i in ec2.runner_instances(settings.environment)
+                 if i.owner.lower() == owner.lower() and i.runner_type == "Org"]
     runners = github.list_runners(owner, "Org")
     moment = now or utcnow()
     plan = plan_pool(owner, pool_size, instances, runners, settings, moment)
@@ -87,10 +92,17 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
              reserved=plan.reserved, launching=plan.launch)
     if plan.launch < 1:
         return PoolReport(plan=plan)
+    # The same reservation as scale-up's: the pool and concurrent scale-ups share one cap.
+    reservation = deps.capacity.reserve(owner, "Org", plan.launch, plan.maximum, instances)
+    if reservation.count < 1:
+        log.info("pool launch deferred: the cap is reserved", owner=owner)
+        return PoolReport(plan=plan)
     outcome = Launcher(settings, ec2, ssm, github).launch(LaunchRequest(
-        owner=owner, runner_type="Org", count=plan.launch, created_by=CREATED_BY,
+        owner=owner, runner_type="Org", count=reservation.count, created_by=CREATED_BY,
         image_id=image_id(settings.ami_id_ssm_parameter_name, ssm),
+        reservation=reservation.rid,
     ))
+    deps.capacity.release(reservation, used=len(outcome.running))
     shortfall = outcome.retryable_shortfall + outcome.permanent_shortfall
     log.info("pool result", owner=owner, launched=len(outcome.ready),
              instance_ids=list(outcome.ready), shortfall=shortfall,

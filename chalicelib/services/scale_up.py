@@ -1,8 +1,9 @@
 """scale_up: from a batch of build-queue messages to launched, registered runners.
 
-Parse → group by owner → per group: queued check, count, plan, launch, settle. Returns the
-message ids to retry (the Lambda's `batchItemFailures`); everything else was launched for or
-consumed with a logged reason (Guarantee 3).
+Parse → group by owner → per group (services/scale_up_group.py): queued check, reservation
+of capacity and claims of the jobs, plan, launch, settle. Returns the message ids to retry (the
+Lambda's `batchItemFailures`); everything else was launched for or consumed with a logged
+reason (docs/REFERENCE.md §5.3).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from chalicelib import metrics
@@ -21,19 +22,12 @@ from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
-from chalicelib.messages import JobMessage, parse_batch
-from chalicelib.models import RunnerType
-from chalicelib.rules.scale_up import (
-    NOT_QUEUED,
-    OVER_CAP_REUSE,
-    Group,
-    client_token,
-    group_jobs,
-    plan_scale_up,
-    settle,
-)
-from chalicelib.services.launch_ledger import LaunchLedger
-from chalicelib.services.launcher import Launcher, LaunchRequest, image_id, parallel
+from chalicelib.messages import parse_batch
+from chalicelib.models import Instance
+from chalicelib.rules.scale_up import Group, group_jobs
+from chalicelib.services.capacity import CapacityLedger
+from chalicelib.services.launcher import Launcher, image_id
+from chalicelib.services.scale_up_group import GroupContext, handle_group
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -44,6 +38,9 @@ log = get_logger(__name__)
 RESERVE_SECONDS = 5.0
 # Owners handled side by side; each also runs a few parallel calls (see launcher.WORKERS).
 GROUP_WORKERS = 4
+# How old the batch's instance listing may be when a group reserves against it: well under a
+# reservation's lifetime (services/capacity.py).
+LISTING_MAX_AGE = 60.0
 
 
 def _reserve(remaining_seconds: float) -> float:
@@ -58,35 +55,27 @@ class ScaleUpDeps:
     ec2: Ec2
     ssm: Ssm
     github: GitHubClient
-    # The container's recent launches, kept across invocations.
-    ledger: LaunchLedger = field(default_factory=LaunchLedger)
+    # The container's view of the shared cap (reservations in the state table).
+    capacity: CapacityLedger
 
 
 def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
                  remaining_seconds: float) -> list[str]:
     """Launch runners for a batch of SQS records; return the message ids to retry."""
     deps.github.set_deadline(max(1.0, remaining_seconds - _reserve(remaining_seconds)))
-    service = ScaleUp(deps.settings, deps.ec2, deps.ssm, deps.github, ledger=deps.ledger)
-    return service.run(records, remaining_seconds)
+    return ScaleUp(deps).run(records, remaining_seconds)
 
 
 class ScaleUp:
     """One invocation's scale-up over its adapters."""
 
-    def __init__(self, settings: Settings, ec2: Ec2, ssm: Ssm, github: GitHubClient,
-                 clock: Callable[[], float] = time.monotonic,
-                 ledger: LaunchLedger | None = None) -> None:
-        self.settings = settings
-        self.ec2 = ec2
-        self.ssm = ssm
-        self.github = github
+    def __init__(self, deps: ScaleUpDeps, clock: Callable[[], float] = time.monotonic) -> None:
+        self.deps = deps
+        self.settings = deps.settings
         self.clock = clock
-        # The container's recent launches (kept across invocations by handle_batch).
-        self.ledger = ledger or LaunchLedger()
         self._image: tuple[str | None] | None = None
         self._lock = threading.RLock()
-        self._shared_count = False
-        self._listed: dict[tuple[str, RunnerType], list[str]] | None = None
+        self._listed: tuple[float, list[Instance]] | None = None
 
     def run(self, records: Sequence[Mapping[str, Any]], remaining_seconds: float) -> list[str]:
         """Handle one batch; return the message ids to retry, each once."""
@@ -102,34 +91,35 @@ class ScaleUp:
             metrics.put("MessagesMalformed", 1)
             retry.append(rejected.message_id)
         metrics.put("JobsReceived", len(batch.received))
-        receive_counts = {r.job.message_id: r.receive_count for r in batch.received}
         groups, dropped = group_jobs((r.job for r in batch.received),
-                                     self.settings.enable_organization_runners,
-                                     launched_before=self.ledger.recent_jobs(self.clock()))
+                                     self.settings.enable_organization_runners)
         for item in dropped:
             log.info("message dropped", message_id=item.message_id, job_id=item.job_id,
                      reason=item.reason)
             metrics.put("JobsDropped", 1, reason=item.reason)
-        # One count of the environment's instances serves every owner of a many-owner batch.
-        self._shared_count = len(groups) > 1
+        deps = self.deps
+        context = GroupContext(
+            settings=self.settings, capacity=deps.capacity, live=self.live,
+            launcher=Launcher(self.settings, deps.ec2, deps.ssm, deps.github),
+            image_id=self.image_id,
+            receive_counts={r.job.message_id: r.receive_count for r in batch.received})
         # Owners are independent (each has its own cap), so their groups run side by side.
         with ThreadPoolExecutor(max_workers=max(1, min(GROUP_WORKERS, len(groups)))) as pool:
-            futures = [pool.submit(copy_context().run, self.safe_group, group, receive_counts,
+            futures = [pool.submit(copy_context().run, self.safe_group, group, context,
                                    deadline) for group in groups]
             for future in futures:
                 retry.extend(future.result())
         metrics.put("JobsRetried", len(retry))
         return list(dict.fromkeys(retry))
 
-    def safe_group(self, group: Group, receive_counts: Mapping[str, int],
-                   deadline: float) -> list[str]:
+    def safe_group(self, group: Group, context: GroupContext, deadline: float) -> list[str]:
         """`handle_group`, with any failure turned into a retry of this group's messages."""
         if self.clock() > deadline:
             log.warning("no time left for group", owner=group.owner,
                         message_ids=list(group.message_ids))
             return list(group.message_ids)
         try:
-            return self.handle_group(group, receive_counts)
+            return handle_group(group, context)
         except ConfigError as error:
             # Launches of the other owners that already succeeded stand; this one waits.
             log.error("configuration error", owner=group.owner, problems=error.problems,
@@ -143,100 +133,24 @@ class ScaleUp:
                       retrying=len(group.jobs))
         return list(group.message_ids)
 
-    def handle_group(self, group: Group, receive_counts: Mapping[str, int]) -> list[str]:
-        """Decide and launch for one owner; return the group's message ids to retry."""
-        settings = self.settings
-        queued = self.still_queued(group)
-        cap = settings.runners_maximum_count
-        current = None
-        if cap != -1 and queued:
-            current = self.current(group)
-        plan = plan_scale_up(group.owner, group.runner_type,
-                             [job.message_id for job in queued], current, cap,
-                             settings.enable_ephemeral_runners)
-        log.info("scale-up plan", owner=group.owner, runner_type=group.runner_type,
-                 received=len(group.jobs), queued=plan.queued, current=plan.current, cap=cap,
-                 launching=plan.launching, retrying=len(plan.retry),
-                 consuming=len(plan.consume))
-        for message_id in plan.consume:
-            log.info("message dropped", message_id=message_id, reason=OVER_CAP_REUSE)
-            metrics.put("JobsDropped", 1, reason=OVER_CAP_REUSE)
-        if not plan.launch:
-            return list(plan.retry)
-        token = client_token([(m, receive_counts.get(m, 1)) for m in plan.launch],
-                             plan.launching, settings.instance_target_capacity_type)
-        outcome = Launcher(settings, self.ec2, self.ssm, self.github).launch(LaunchRequest(
-            owner=group.owner, runner_type=group.runner_type, count=plan.launching,
-            installation_id=group.installation_id, client_token=token, image_id=self.image_id(),
-        ))
-        self.ledger.record(group.owner, group.runner_type, outcome.running, self.clock())
-        result = settle(plan.launch, len(outcome.ready), outcome.retryable_shortfall)
-        jobs = {job.message_id: (job.full_repo, job.id) for job in group.jobs}
-        self.ledger.record_jobs((jobs[m] for m in result.launched), self.clock())
-        log.info("scale-up result", owner=group.owner, launched=len(result.launched),
-                 instance_ids=list(outcome.ready), retrying=len(result.retry),
-                 consumed=len(result.consume), terminated=list(outcome.terminated),
-                 fleet_errors=[e.code for e in outcome.errors])
-        for message_id in result.consume:
-            log.error("message dropped", message_id=message_id,
-                      reason="capacity refused for a permanent reason",
-                      codes=[e.code for e in outcome.errors])
-            metrics.put("JobsDropped", 1, reason="permanent fleet error")
-        metrics.put("RunnersLaunched", len(result.launched))
-        return [*plan.retry, *result.retry]
-
-    def still_queued(self, group: Group) -> list[JobMessage]:
-        """The group's jobs GitHub still reports as queued (all of them when the check is off)."""
-        jobs = group.jobs
-        if not self.settings.enable_job_queued_check:
-            return list(jobs)
-
-        def status(job: JobMessage) -> str:
-            try:
-                return self.github.job_status(job.full_repo, job.id, job.installation_id,
-                                              group.runner_type)
-            except GhrError as error:
-                # Fail open (R-UP-05): a surplus runner is reclaimed by scale-down, a lost job
-                # is not.
-                log.warning("queued check failed; assuming queued", job_id=job.id,
-                            repository=job.full_repo, error=str(error))
-                return "queued"
-
-        queued: list[JobMessage] = []
-        for job, state in zip(jobs, parallel(status, list(jobs)), strict=True):
-            if state == "queued":
-                queued.append(job)
-            else:
-                log.info("message dropped", message_id=job.message_id, job_id=job.id,
-                         status=state, reason=NOT_QUEUED)
-                metrics.put("JobsDropped", 1, reason=NOT_QUEUED)
-        return queued
-
-    def current(self, group: Group) -> int:
-        """Running and pending instances of the group's owner: one DescribeInstances for the
-        owner, or one for the whole batch when it holds several owners, plus the container's
-        recent launches EC2 does not list yet."""
-        key = (group.owner, group.runner_type)
-        if not self._shared_count:
-            listed = [i.instance_id for i in self.ec2.runner_instances(
-                self.settings.environment, group.owner, group.runner_type)]
-        else:
-            with self._lock:
-                if self._listed is None:
-                    self._listed = {}
-                    for instance in self.ec2.runner_instances(self.settings.environment):
-                        self._listed.setdefault((instance.owner, instance.runner_type),
-                                                []).append(instance.instance_id)
-                listed = self._listed.get(key, [])
-        unlisted = self.ledger.unlisted(*key, listed, self.clock())
-        if unlisted:
-            log.info("recent launches not listed by EC2 yet", owner=group.owner,
-                     runner_type=group.runner_type, listed=len(listed), unlisted=unlisted)
-        return len(listed) + unlisted
+    def live(self, group: Group) -> list[Instance]:
+        """The group's owner's running and pending instances. One DescribeInstances of the
+        environment serves every owner of the batch (owners compare case-insensitively), and
+        is made again when older than LISTING_MAX_AGE: a reservation is checked against a
+        listing younger than any other launch's reservation lifetime."""
+        with self._lock:
+            if self._listed is None or self.clock() - self._listed[0] > LISTING_MAX_AGE:
+                self._listed = (self.clock(),
+                                self.deps.ec2.runner_instances(self.settings.environment))
+            listed = self._listed[1]
+        owner = group.owner.lower()
+        return [i for i in listed
+                if i.owner.lower() == owner and i.runner_type == group.runner_type]
 
     def image_id(self) -> str | None:
         """The AMI from `AMI_ID_SSM_PARAMETER_NAME`, read once per invocation; None when unset."""
         with self._lock:
             if self._image is None:
-                self._image = (image_id(self.settings.ami_id_ssm_parameter_name, self.ssm),)
+                self._image = (image_id(self.settings.ami_id_ssm_parameter_name,
+                                        self.deps.ssm),)
             return self._image[0]

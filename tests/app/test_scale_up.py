@@ -44,10 +44,12 @@ def test_org_runners_launch_one_tagged_instance_per_queued_job(
     assert outcome.failures == []
     instances = scale_up.instances()
     assert len(instances) == 2
-    assert all(tags_of(i) == {"ghr:Application": "github-action-runner",
-                              "ghr:environment": "devstack", "ghr:Type": "Org",
-                              "ghr:Owner": ORG, "ghr:created_by": "scale-up-lambda"}
+    assert all({k: v for k, v in tags_of(i).items() if k != "ghr:reservation"} == {
+        "ghr:Application": "github-action-runner", "ghr:environment": "devstack",
+        "ghr:Type": "Org", "ghr:Owner": ORG, "ghr:created_by": "scale-up-lambda"}
                for i in instances)
+    # Both were launched under one cap reservation, which the tag ties them to.
+    assert len({tags_of(i)["ghr:reservation"] for i in instances}) == 1
     assert all(scale_up.token_value(i["InstanceId"]) for i in instances)
 
 
@@ -264,3 +266,33 @@ def test_metrics_count_received_dropped_launched_and_retried(
     assert values["RunnersLaunched"] == 1
     assert values["MessagesMalformed"] == 1
     assert values["JobsRetried"] == 1
+
+
+def test_reuse_jobs_over_a_cap_held_by_instances_that_never_registered_are_retried(
+        scale_up: ScaleUpHarness) -> None:
+    # Two instances past their boot time with no runner: nobody would ever take the job.
+    scale_up.configure(**ORG_RUNNERS, RUNNERS_MAXIMUM_COUNT="2",
+                       RUNNER_BOOT_TIME_IN_MINUTES="0.0001")
+    launch_existing(scale_up, 2)
+    [job] = add_jobs(scale_up, 1)
+
+    outcome = scale_up.invoke(job_body(job))
+
+    assert outcome.failures == ["msg-0"]
+    assert outcome.lines("message dropped") == []
+
+
+def test_reuse_jobs_over_the_cap_are_left_to_a_registered_runner(
+        scale_up: ScaleUpHarness) -> None:
+    scale_up.configure(**ORG_RUNNERS, RUNNERS_MAXIMUM_COUNT="2",
+                       RUNNER_BOOT_TIME_IN_MINUTES="0.0001")
+    launch_existing(scale_up, 2)
+    registered = scale_up.instances(ORG)[0]["InstanceId"]
+    scale_up.stack.github.create_runner(ORG, registered, [], 1, ephemeral=False, jit=False)
+    [job] = add_jobs(scale_up, 1)
+
+    outcome = scale_up.invoke(job_body(job))
+
+    assert outcome.failures == []
+    [dropped] = outcome.lines("message dropped")
+    assert dropped["reason"] == "over the cap; a running reuse runner will take the job"

@@ -18,11 +18,9 @@ from chalicelib.rules.launch import (
 )
 from chalicelib.rules.scale_up import (
     DUPLICATE_JOB,
-    LAUNCHED_BEFORE,
     USER_OWNED_REPO,
     client_token,
     group_jobs,
-    launchable,
     owner_of,
     plan_scale_up,
     settle,
@@ -72,14 +70,14 @@ def test_group_jobs_drops_user_repos_and_repeated_jobs_with_reasons() -> None:
                                                            ("m-2", USER_OWNED_REPO)]
 
 
-def test_group_jobs_drops_jobs_launched_for_before() -> None:
-    first, again = make_job(1), make_job(2)
+def test_group_jobs_compare_owners_and_repeats_case_insensitively() -> None:
+    jobs = [make_job(1, "Acme"), make_job(2, "ACME"), make_job(1, "acme", message_id="copy")]
 
-    groups, dropped = group_jobs([first, again], True,
-                                 launched_before={(again.full_repo, again.id)})
+    groups, dropped = group_jobs(jobs, organization_runners=True)
 
-    assert [j.id for j in groups[0].jobs] == [1]
-    assert [(d.message_id, d.reason) for d in dropped] == [(again.message_id, LAUNCHED_BEFORE)]
+    # One owner (one cap), spelled as it first came; the same job in another case is a repeat.
+    assert [(g.owner, [j.id for j in g.jobs]) for g in groups] == [("Acme", [1, 2])]
+    assert [(d.message_id, d.reason) for d in dropped] == [("copy", DUPLICATE_JOB)]
 
 
 def test_group_installation_id_is_the_first_known_one() -> None:
@@ -88,70 +86,61 @@ def test_group_installation_id_is_the_first_known_one() -> None:
     assert groups[0].installation_id == 7
 
 
-def test_plan_under_the_cap_launches_every_queued_job() -> None:
-    plan = plan_scale_up("acme", "Org", ["a", "b"], current=0, cap=3, ephemeral=False)
+def test_plan_with_room_for_every_queued_job_launches_them_all() -> None:
+    plan = plan_scale_up("acme", "Org", ["a", "b"], granted=3, ephemeral=False)
 
     assert plan.launch == ("a", "b") and plan.retry == () and plan.consume == ()
 
 
-def test_plan_with_existing_instances_launches_only_up_to_the_cap() -> None:
-    plan = plan_scale_up("acme", "Org", ["a", "b", "c"], current=2, cap=3, ephemeral=False)
+def test_plan_launches_only_what_the_reservation_granted() -> None:
+    plan = plan_scale_up("acme", "Org", ["a", "b", "c"], granted=1, ephemeral=False)
 
     assert plan.launch == ("a",)
     assert plan.consume == ("b", "c")  # reuse: a running runner will take them
 
 
 def test_plan_over_the_cap_with_ephemeral_runners_retries_the_rest() -> None:
-    plan = plan_scale_up("acme", "Org", ["a", "b", "c"], current=2, cap=3, ephemeral=True)
+    plan = plan_scale_up("acme", "Org", ["a", "b", "c"], granted=1, ephemeral=True)
 
     assert plan.launch == ("a",)
     assert plan.retry == ("b", "c")
 
 
-def test_plan_already_over_the_cap_launches_nothing() -> None:
-    plan = plan_scale_up("acme", "Org", ["a"], current=5, cap=3, ephemeral=True)
+def test_plan_over_the_cap_without_a_reuse_runner_to_take_the_jobs_retries_them() -> None:
+    # The cap is held by instances that never registered: nobody would run the jobs.
+    plan = plan_scale_up("acme", "Org", ["a", "b"], granted=0, ephemeral=False,
+                         reuse_runner_available=False)
 
-    assert plan.launching == 0 and plan.retry == ("a",)
-
-
-def test_plan_without_cap_launches_everything() -> None:
-    plan = plan_scale_up("acme", "Org", ["a", "b"], current=None, cap=-1, ephemeral=False)
-
-    assert plan.launching == 2
+    assert plan.launching == 0 and plan.retry == ("a", "b") and plan.consume == ()
 
 
-@given(queued=st.integers(0, 20), current=st.integers(0, 20), cap=st.integers(-1, 20),
-       ephemeral=st.booleans())
-def test_plan_never_exceeds_the_cap_and_accounts_for_every_message(
-        queued: int, current: int, cap: int, ephemeral: bool) -> None:
+@given(queued=st.integers(0, 20), granted=st.integers(0, 25), ephemeral=st.booleans(),
+       reuse=st.booleans())
+def test_plan_launches_the_first_granted_jobs_and_accounts_for_every_message(
+        queued: int, granted: int, ephemeral: bool, reuse: bool) -> None:
     ids = [f"m-{n}" for n in range(queued)]
 
-    plan = plan_scale_up("acme", "Org", ids, current=current, cap=cap, ephemeral=ephemeral)
+    plan = plan_scale_up("acme", "Org", ids, granted=granted, ephemeral=ephemeral,
+                         reuse_runner_available=reuse)
 
-    # As many as the cap leaves room for (no fewer), the first queued messages first.
-    room = queued if cap == -1 else max(0, cap - current)
-    assert plan.launch == tuple(ids[:min(queued, room)])
-    if cap != -1:
-        assert plan.launching == 0 or current + plan.launching <= cap
+    assert plan.launch == tuple(ids[:min(queued, granted)])
     assert sorted(plan.launch + plan.retry + plan.consume) == sorted(ids)
+    assert plan.consume == () or (not ephemeral and reuse)
 
 
-def test_launchable_is_never_negative() -> None:
-    assert launchable(queued=3, current=10, cap=3) == 0
-    assert launchable(queued=0, current=0, cap=-1) == 0
-
-
-def test_settle_partial_fleet_retries_exactly_the_unfulfilled_count() -> None:
-    result = settle(["a", "b", "c", "d", "e"], ready=3, retryable_shortfall=2)
+def test_settle_gives_the_runners_to_the_first_messages_and_retries_the_rest() -> None:
+    result = settle(["a", "b", "c", "d", "e"], ready=3)
 
     assert result.launched == ("a", "b", "c")
-    assert result.retry == ("d", "e") and result.consume == ()
+    assert result.retry == ("d", "e")
 
 
-def test_settle_permanent_shortfall_consumes_the_rest() -> None:
-    result = settle(["a", "b"], ready=0, retryable_shortfall=0)
+def test_settle_retries_whatever_the_reason_capacity_is_missing() -> None:
+    # A permanent fleet error (a bad template) is fixed by an operator: the jobs wait for it in
+    # the queue, then in the dead-letter queue, never dropped (docs/REFERENCE.md §5.3).
+    result = settle(["a", "b"], ready=0)
 
-    assert result.consume == ("a", "b") and result.retry == ()
+    assert result.launched == () and result.retry == ("a", "b")
 
 
 def _shortfall_retryable(*codes: str) -> bool:
