@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chalicelib.services.scale_down import ScaleDownDeps
     from chalicelib.services.scale_up import ScaleUpDeps
     from chalicelib.services.webhook import WebhookDeps
+    from chalicelib.services.write_budget import WriteBudget
 
 log = get_logger(__name__)
 _settings: dict[str, Settings] = {}
@@ -171,6 +172,13 @@ def capacity(function: FunctionName) -> CapacityLedger:
                   lambda: CapacityLedger(state_table(function), values.environment))
 
 
+def write_budget(function: FunctionName) -> WriteBudget:
+    """GitHub's write budget shared by the deployment's containers, in the state table."""
+    from chalicelib.services.write_budget import WriteBudget
+
+    return WriteBudget(state_table(function), settings(function).environment)
+
+
 def scale_up() -> ScaleUpDeps:
     """What `scale_up` works with (ConfigError when the configuration is bad)."""
     from chalicelib.aws.ec2 import Ec2
@@ -178,7 +186,7 @@ def scale_up() -> ScaleUpDeps:
     from chalicelib.services.scale_up import ScaleUpDeps
 
     return ScaleUpDeps(settings("scale_up"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                       github("scale_up"), capacity("scale_up"))
+                       github("scale_up"), capacity("scale_up"), write_budget("scale_up"))
 
 
 def scale_down() -> ScaleDownDeps:
@@ -201,7 +209,7 @@ def adjust_pool() -> PoolDeps:
     values = settings("adjust_pool")
     queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
     return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"),
-                    capacity("adjust_pool"), queue)
+                    capacity("adjust_pool"), queue, write_budget("adjust_pool"))
 
 
 def webhook() -> WebhookDeps:

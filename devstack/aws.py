@@ -120,6 +120,11 @@ class FaultLayer:
     def __init__(self, app: WsgiApp, faults: FaultInjector) -> None:
         self.app = app
         self.faults = faults
+        # moto's DynamoDB checks a condition and then writes without a lock, and rolls a failed
+        # transaction back by restoring a copy of the whole table: two requests at once could
+        # both pass one condition, or one could undo the other. DynamoDB itself applies each
+        # conditional write and transaction atomically; one at a time here gives the same.
+        self._dynamodb = threading.Lock()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -149,6 +154,9 @@ class FaultLayer:
             body = _limit_fleet(body, partial.launched)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
+        if service == "dynamodb":
+            with self._dynamodb:
+                return list(self.app(environ, start_response))
         if partial is None:
             return self.app(environ, start_response)
         errors = partial.errors

@@ -27,6 +27,7 @@ from chalicelib.rules.launch import (
     shortfall_retryable,
     wants_on_demand_failover,
 )
+from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -110,8 +111,12 @@ class _Registration:
 class Launcher:
     """Launches runners over the adapters: budget, registration, fleet, configuration."""
 
-    def __init__(self, settings: Settings, ec2: Ec2, ssm: Ssm, github: GitHubClient) -> None:
+    def __init__(self, settings: Settings, ec2: Ec2, ssm: Ssm, github: GitHubClient,
+                 write_budget: WriteBudget | None = None) -> None:
         self.settings, self.ec2, self.ssm, self.github = settings, ec2, ssm, github
+        # The deployment's shared budget of GitHub writes (JIT configs); None: this
+        # container's own pacing only.
+        self.write_budget = write_budget
 
     @property
     def jit(self) -> bool:
@@ -148,7 +153,10 @@ class Launcher:
         # Each instance needs a JIT config, a write GitHub allows 180 a minute: launch only
         # what can be configured before the deadline; the rest of the jobs wait in the queue
         # instead of becoming instances that are terminated for want of a config.
-        allowed = self.github.jit_capacity(request.runner_type)
+        allowed = min(request.count, self.github.jit_capacity(request.runner_type))
+        if self.write_budget is not None:
+            # Other containers write too: take this launch's writes from the shared budget.
+            allowed = self.write_budget.take(allowed)
         if allowed >= request.count:
             return request.count, 0
         deferred = request.count - allowed

@@ -23,6 +23,7 @@ from chalicelib.logs import get_logger
 from chalicelib.rules.pool import PoolPlan, plan_pool
 from chalicelib.services.capacity import CapacityLedger
 from chalicelib.services.launcher import Launcher, LaunchRequest, image_id
+from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -47,6 +48,8 @@ class PoolDeps:
     capacity: CapacityLedger
     # The build queue, whose backlog the pool leaves room for; None when its URL is not set.
     queue: BuildQueue | None = None
+    # GitHub's write budget shared by the deployment's containers (JIT configs).
+    write_budget: WriteBudget | None = None
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,7 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
     if reservation.count < 1:
         log.info("pool launch deferred: the cap is reserved", owner=owner)
         return PoolReport(plan=plan)
-    outcome = Launcher(settings, ec2, ssm, github).launch(LaunchRequest(
+    outcome = Launcher(settings, ec2, ssm, github, deps.write_budget).launch(LaunchRequest(
         owner=owner, runner_type="Org", count=reservation.count, created_by=CREATED_BY,
         image_id=image_id(settings.ami_id_ssm_parameter_name, ssm),
         reservation=reservation.rid,

@@ -28,6 +28,7 @@ from chalicelib.rules.scale_up import Group, group_jobs
 from chalicelib.services.capacity import CapacityLedger
 from chalicelib.services.launcher import Launcher, image_id
 from chalicelib.services.scale_up_group import GroupContext, handle_group
+from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -57,6 +58,8 @@ class ScaleUpDeps:
     github: GitHubClient
     # The container's view of the shared cap (reservations in the state table).
     capacity: CapacityLedger
+    # GitHub's write budget shared by the deployment's containers (JIT configs).
+    write_budget: WriteBudget | None = None
 
 
 def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
@@ -100,7 +103,8 @@ class ScaleUp:
         deps = self.deps
         context = GroupContext(
             settings=self.settings, capacity=deps.capacity, live=self.live,
-            launcher=Launcher(self.settings, deps.ec2, deps.ssm, deps.github),
+            launcher=Launcher(self.settings, deps.ec2, deps.ssm, deps.github,
+                              deps.write_budget),
             image_id=self.image_id,
             receive_counts={r.job.message_id: r.receive_count for r in batch.received})
         # Owners are independent (each has its own cap), so their groups run side by side.

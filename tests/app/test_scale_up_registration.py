@@ -9,11 +9,13 @@ from __future__ import annotations
 import base64
 import json
 import re
+import time
 from typing import Any
 
 from scale_up_support import ORG, ScaleUpHarness, job_body, scale_up, tags_of
 
 from chalicelib import wiring
+from chalicelib.services.write_budget import WINDOW_SECONDS
 from devstack.runner_sim import RunnerSimulation
 
 __all__ = ["scale_up"]
@@ -195,6 +197,24 @@ def test_jit_launches_only_what_githubs_write_budget_allows_and_the_rest_wait(
     assert scale_up.stack.github.count(route=JIT_ROUTE) == 2
     [result] = outcome.lines("scale-up result")
     assert result["launched"] == 2 and result["retrying"] == 3
+
+
+def test_jit_writes_of_other_containers_count_against_the_shared_budget(
+        scale_up: ScaleUpHarness) -> None:
+    # Other containers took all but 2 of this window's JIT writes (docs/REFERENCE.md §7).
+    scale_up.configure(ENABLE_ORGANIZATION_RUNNERS="true", ENABLE_EPHEMERAL_RUNNERS="true",
+                       RUNNERS_MAXIMUM_COUNT="10")
+    budget = wiring.write_budget("scale_up")
+    # The budget is counted per window of the wall clock: start early in one.
+    while time.time() % WINDOW_SECONDS > WINDOW_SECONDS / 2:
+        time.sleep(0.1)
+    assert budget.take(budget.per_window - 2) == budget.per_window - 2
+
+    outcome = scale_up.invoke(*jobs(scale_up, 5))
+
+    assert len(outcome.failures) == 3
+    assert scale_up.stack.github.count(route=JIT_ROUTE) == 2
+    assert len(scale_up.instances()) == 2
 
 
 def test_no_secret_reaches_the_log(scale_up: ScaleUpHarness, capsys: Any) -> None:
