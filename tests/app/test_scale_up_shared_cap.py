@@ -118,3 +118,17 @@ def test_a_job_whose_launch_failed_is_launched_for_when_retried(
 
     assert retried.failures == []
     assert running(scale_up) == 1
+
+
+def test_a_failing_state_table_launches_nothing_and_loses_no_message(
+        scale_up: ScaleUpHarness) -> None:
+    # Launches fail closed: without a reservation nothing starts, every message comes back.
+    scale_up.configure(**EPHEMERAL_CAP_3)
+    scale_up.stack.aws_faults.fail_next("dynamodb", "TransactWriteItems",
+                                        "ProvisionedThroughputExceededException", times=50)
+
+    outcome = scale_up.invoke(*(job_body(j) for j in add_jobs(scale_up, 2)))
+
+    assert outcome.failures == ["msg-0", "msg-1"]
+    assert scale_up.stack.aws_faults.count("ec2", "CreateFleet") == 0
+    assert running(scale_up) == 0

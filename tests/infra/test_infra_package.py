@@ -150,7 +150,12 @@ def test_the_scale_up_mapping_reports_batch_item_failures_from_the_stack_queue(
     assert mapping["EventSourceArn"] == {"Fn::Sub": "${BuildQueue.Arn}"}
     assert mapping["FunctionName"] == {"Ref": "ScaleUp"}
     assert mapping["BatchSize"] == 10
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    # As many pollers as scale-up containers may run, 2 at least (Lambda's minimum).
+    assert mapping["ScalingConfig"] == {"Fn::If": [
+        "ScaleUpConcurrencyAtLeastTwo",
+        {"MaximumConcurrency": {"Ref": "ScaleUpReservedConcurrency"}},
+        {"Fn::If": ["ScaleUpConcurrencyLimited", {"MaximumConcurrency": 2},
+                    {"Ref": "AWS::NoValue"}]}]}
 
 
 def test_the_schedules_come_from_the_template_parameters(transformed: dict[str, Any]) -> None:

@@ -164,7 +164,7 @@ def test_configure_stage_points_the_chalice_stage_at_the_stack(
     assert functions["scale_up"]["iam_role_arn"] == infra_stack["ScaleUpRoleArn"]
     assert functions["api_handler"]["iam_role_arn"] == infra_stack["WebhookRoleArn"]
     assert functions["scale_up"]["lambda_timeout"] == 30
-    assert functions["scale_up"]["reserved_concurrency"] == 1
+    assert functions["scale_up"]["reserved_concurrency"] == 10
     assert functions["scale_down"]["reserved_concurrency"] == 1
     assert "BUILD_QUEUE_NAME=dev-queued-builds" in env_path.read_text()
 
@@ -200,6 +200,7 @@ def test_enable_batch_failures_turns_the_setting_on_for_a_chalice_deployed_mappi
         infra_stack: dict[str, Any], stack: Any, env: dict[str, str]) -> None:
     function = _function(stack, infra_stack, "github-runners-dev-scale_up")
     awslambda = stack.boto("lambda")
+    awslambda.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=10)
     # What `chalice deploy` creates: no FunctionResponseTypes.
     uuid = awslambda.create_event_source_mapping(
         EventSourceArn=infra_stack["BuildQueueArn"], FunctionName=function, BatchSize=10,
@@ -210,7 +211,8 @@ def test_enable_batch_failures_turns_the_setting_on_for_a_chalice_deployed_mappi
     assert result.returncode == 0, result.stderr
     mapping = awslambda.get_event_source_mapping(UUID=uuid)
     assert mapping["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
-    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 2}
+    # As many pollers as the function's containers.
+    assert mapping["ScalingConfig"] == {"MaximumConcurrency": 10}
 
 
 def test_enable_batch_failures_fails_when_there_is_no_mapping_to_fix(

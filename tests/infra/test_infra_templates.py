@@ -69,7 +69,7 @@ REFERENCE_DEFAULTS = {
     "PoolTimeout": 60,
     "WebhookTimeout": 10,
     "RunnerBinariesSyncerTimeout": 300,
-    "ScaleUpReservedConcurrency": 1,
+    "ScaleUpReservedConcurrency": 10,
     "PoolReservedConcurrency": 1,
     "LambdaSubnetIds": "",
     "LambdaSecurityGroupIds": "",
