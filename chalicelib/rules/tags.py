@@ -32,7 +32,7 @@ def parse_user_tags(text: str) -> Tags:
     text = text.strip()
     if not text:
         return ()
-    pairs: list[tuple[str, object]] = [*(_json_pairs(text) if text.startswith("{")
+    pairs: list[tuple[str, object]] = [*(_json_pairs(text) if text.startswith(("{", "["))
                                           else _list_pairs(text))]
     problems = [problem for key, value in pairs for problem in _tag_problems(key, value)]
     keys = [key for key, _ in pairs]
