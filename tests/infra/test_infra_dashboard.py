@@ -109,7 +109,8 @@ def _widget_metrics(body: dict[str, Any]) -> Iterator[tuple[str, str, frozenset[
                 assert match, f"{properties['title']}: an expression that is not a SEARCH"
                 namespace, *dimensions = (p.strip() for p in match["schema"].split(","))
                 # A namespace with a space is quoted in a SEARCH schema.
-                yield namespace.strip('"'), match["name"], frozenset(dimensions), properties["title"]
+                yield (namespace.strip('"'), match["name"], frozenset(dimensions),
+                       properties["title"])
             else:
                 pairs = [p for p in entry[2:] if not isinstance(p, dict)]
                 yield head, entry[1], frozenset(pairs[0::2]), properties["title"]
