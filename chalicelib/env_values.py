@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
-NAMESPACE = re.compile(r"^[A-Za-z0-9 ._\-/#:]{1,255}$")
+NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9 ._\-/#:]{1,255}$")
 
 
 class EnvReader:
@@ -100,7 +100,7 @@ def url_value(text: str) -> str:
 
 def namespace_value(text: str) -> str:
     """A CloudWatch metric namespace: up to 255 of A-Z a-z 0-9 space . - _ / # :, not AWS/."""
-    if not NAMESPACE.match(text) or text.startswith("AWS/"):
+    if not NAMESPACE_PATTERN.match(text) or text.startswith("AWS/"):
         raise ValueError(f"expected a CloudWatch namespace (not AWS/...), got {text!r}")
     return text
 
