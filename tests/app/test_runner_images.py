@@ -151,3 +151,75 @@ def test_wiring_keeps_one_resolver_per_container(env: dict[str, str]) -> None:
     first = wiring.image_resolver()
     wiring.reset()
     assert wiring.image_resolver() is not first
+
+
+# The two call sites (services/scale_up.py, services/pool.py) take the resolver from their deps
+# in a change of their own: until then these fail, and strict xfail says so.
+AWAITING_CALL_SITES = pytest.mark.xfail(
+    strict=True, reason="scale_up and adjust_pool do not call wiring.image_resolver() yet")
+
+
+@AWAITING_CALL_SITES
+def test_scale_up_launches_the_newest_image_of_the_filter(stack: Any, env: dict[str, str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from scale_up_support import ORG, job_body, sqs_event
+
+    from app import app
+
+    newest = register_image(stack, "runner-2", datetime(2024, 2, 5, tzinfo=UTC))
+    register_image(stack, "runner-1", datetime(2024, 1, 5, tzinfo=UTC))
+    settings_with(monkeypatch, ENABLE_ORGANIZATION_RUNNERS="true",
+                  AMI_FILTER='{"name": ["runner-*"]}', AMI_OWNERS="self")
+    stack.github.add_installation(ORG)
+    job = stack.github.add_job(ORG, "app", ["self-hosted"])
+
+    from chalice.test import Client
+
+    with Client(app, stage_name="devstack") as client:
+        payload = client.lambda_.invoke("scale_up", sqs_event(job_body(job))).payload
+
+    assert payload["batchItemFailures"] == []
+    [reservation] = stack.boto("ec2").describe_instances(Filters=[
+        {"Name": "tag:ghr:Owner", "Values": [ORG]}])["Reservations"]
+    assert reservation["Instances"][0]["ImageId"] == newest
+    assert describe_images(stack) == 1
+
+
+@AWAITING_CALL_SITES
+def test_a_filter_matching_nothing_keeps_the_batch_for_retry(
+        stack: Any, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from scale_up_support import ORG, job_body, sqs_event
+
+    from app import app
+
+    settings_with(monkeypatch, ENABLE_ORGANIZATION_RUNNERS="true",
+                  AMI_FILTER='{"name": ["nothing-*"]}', AMI_OWNERS="self")
+    stack.github.add_installation(ORG)
+    job = stack.github.add_job(ORG, "app", ["self-hosted"])
+
+    from chalice.test import Client
+
+    with Client(app, stage_name="devstack") as client:
+        payload = client.lambda_.invoke("scale_up", sqs_event(job_body(job))).payload
+
+    assert payload["batchItemFailures"] == [{"itemIdentifier": "msg-0"}]
+    assert describe_images(stack) == 1
+    assert stack.boto("ec2").describe_instances(Filters=[
+        {"Name": "tag:ghr:Owner", "Values": [ORG]}])["Reservations"] == []
+
+
+@AWAITING_CALL_SITES
+def test_the_pool_launches_the_newest_image_of_the_filter(
+        stack: Any, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from scale_down_support import invoke_adjust_pool
+
+    newest = register_image(stack, "runner-2", datetime(2024, 2, 5, tzinfo=UTC))
+    settings_with(monkeypatch, RUNNER_OWNER="acme", AMI_FILTER='{"name": ["runner-*"]}',
+                  AMI_OWNERS="self")
+    stack.github.add_installation("acme")
+
+    invoke_adjust_pool(1)
+
+    [reservation] = stack.boto("ec2").describe_instances(Filters=[
+        {"Name": "tag:ghr:created_by", "Values": ["pool-lambda"]}])["Reservations"]
+    assert reservation["Instances"][0]["ImageId"] == newest
