@@ -7,10 +7,12 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 T = TypeVar("T")
+NAMESPACE_PATTERN = re.compile(r"^[A-Za-z0-9 ._\-/#:]{1,255}$")
 
 
 class EnvReader:
@@ -75,6 +77,32 @@ def json_string_list_value(text: str) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
         raise ValueError("expected a JSON list of strings")
     return tuple(value)
+
+
+def json_string_lists_value(text: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """A JSON object of name -> list of strings (a lone string is a list of one), in order."""
+    value = json_value(text)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object of name: [values]")
+    items = {key: [item] if isinstance(item, str) else item for key, item in value.items()}
+    bad = sorted(key for key, item in items.items() if not isinstance(item, list) or not item
+                 or not all(isinstance(v, str) and v for v in item))
+    if bad:
+        raise ValueError(f"expected a non-empty list of strings for {', '.join(bad)}")
+    return tuple((key, tuple(item)) for key, item in items.items())
+
+
+def url_value(text: str) -> str:
+    if not text.startswith(("https://", "http://")):
+        raise ValueError(f"expected an http:// or https:// URL, got {text!r}")
+    return text.rstrip("/")
+
+
+def namespace_value(text: str) -> str:
+    """A CloudWatch metric namespace: up to 255 of A-Z a-z 0-9 space . - _ / # :, not AWS/."""
+    if not NAMESPACE_PATTERN.match(text) or text.startswith("AWS/"):
+        raise ValueError(f"expected a CloudWatch namespace (not AWS/...), got {text!r}")
+    return text
 
 
 def json_value(text: str) -> Any:

@@ -1,4 +1,8 @@
-"""CloudWatch metrics in the Embedded Metric Format: printed, so they cost no API call."""
+"""CloudWatch metrics in the Embedded Metric Format: printed, so they cost no API call.
+
+The namespace is `METRICS_NAMESPACE` (default the module's `GitHub Runners`); with
+`ENABLE_METRICS=false` nothing is printed. `wiring.settings` applies both once per container.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +13,17 @@ import time
 from collections import defaultdict
 from typing import Any
 
-NAMESPACE = "GitHubRunners"
+NAMESPACE = "GitHub Runners"
 
 _lock = threading.Lock()
 _values: dict[tuple[str, str, tuple[tuple[str, str], ...]], list[float]] = defaultdict(list)
+_sink: dict[str, Any] = {"namespace": NAMESPACE, "enabled": True}
+
+
+def configure(namespace: str = NAMESPACE, *, enabled: bool = True) -> None:
+    """Publish under `namespace`, or (not `enabled`) nothing at all; no arguments: defaults."""
+    with _lock:
+        _sink.update(namespace=namespace, enabled=enabled)
 
 
 def put(name: str, value: float, unit: str = "Count", **dimensions: str) -> None:
@@ -36,13 +47,16 @@ def flush(**context: str) -> None:
     with _lock:
         items = list(_values.items())
         _values.clear()
+        namespace, enabled = _sink["namespace"], _sink["enabled"]
+    if not enabled:
+        return
     for (name, unit, dims), values in items:
         dimensions = {**context, **dict(dims)}
         document: dict[str, Any] = {
             "_aws": {
                 "Timestamp": int(time.time() * 1000),
                 "CloudWatchMetrics": [{
-                    "Namespace": NAMESPACE,
+                    "Namespace": namespace,
                     "Dimensions": [sorted(dimensions)],
                     "Metrics": [{"Name": name, "Unit": unit}],
                 }],

@@ -72,8 +72,9 @@ class JitConfig:
 
 @dataclass(frozen=True)
 class RunnerRelease:
-    """One downloadable `actions/runner` release asset."""
+    """One downloadable `actions/runner` release asset, and the SHA-256 published with it."""
 
     version: str
     filename: str
     download_url: str
+    sha256: str | None = None

@@ -17,12 +17,16 @@ from chalicelib.env_values import (
     comma_list_value,
     int_value,
     json_string_list_value,
+    json_string_lists_value,
     json_value,
     minutes_value,
+    namespace_value,
+    url_value,
 )
 from chalicelib.errors import ConfigError
 from chalicelib.models import CapacityType
 from chalicelib.rules.idle_windows import IdleWindow, parse_idle_windows
+from chalicelib.rules.tags import parse_user_tags
 
 FunctionName = Literal["scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"]
 
@@ -47,6 +51,8 @@ ALLOCATION_STRATEGIES = (
 )
 RUNNER_OSES = ("linux", "windows")
 RUNNER_ARCHITECTURES = ("x64", "arm64")
+GITHUB_API = "https://api.github.com"
+AmiFilter = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,16 @@ class Settings:
     # The DynamoDB table of what must hold across containers (cap reservations, jobs and
     # deliveries handled once, bindings).
     state_table_name: str = ""
+    # The runners module's inputs of issue 18 (docs/REFERENCE.md §2): user tags of instances and
+    # volumes, the AMI found by filter, the binaries syncer, the metrics.
+    runner_ec2_tags: tuple[tuple[str, str], ...] = ()
+    ami_filter: AmiFilter = ()
+    ami_owners: tuple[str, ...] = ("amazon",)
+    enable_runner_binaries_syncer: bool = True
+    runner_allow_prerelease_binaries: bool = False
+    runner_releases_api_url: str = GITHUB_API
+    enable_metrics: bool = True
+    metrics_namespace: str = "GitHub Runners"
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
@@ -128,7 +144,7 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
             "LOG_LEVEL", "INFO",
             lambda t: choice_value(("DEBUG", "INFO", "WARNING", "WARN", "ERROR"))(t.upper()),
         ),
-        runner_binaries_bucket=r.text("RUNNER_BINARIES_BUCKET"),
+        **_binaries_and_metrics(r),
         state_table_name=r.text("STATE_TABLE_NAME"),
     )
     if r.problems:
@@ -196,6 +212,9 @@ def _launch(r: EnvReader) -> dict[str, Any]:
             "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS", (), json_string_list_value
         ),
         "ami_id_ssm_parameter_name": r.raw("AMI_ID_SSM_PARAMETER_NAME"),
+        "ami_filter": _ami_filter(r.get("AMI_FILTER", (), json_string_lists_value)),
+        "ami_owners": r.get("AMI_OWNERS", ("amazon",), comma_list_value) or ("amazon",),
+        "runner_ec2_tags": r.get("RUNNER_EC2_TAGS", (), parse_user_tags),
         "ssm_token_path": r.text("SSM_TOKEN_PATH").rstrip("/"),
         "ssm_config_path": r.text("SSM_CONFIG_PATH").rstrip("/"),
     }
@@ -227,4 +246,24 @@ def _webhook(r: EnvReader) -> dict[str, Any]:
         "repository_allow_list": r.get("REPOSITORY_ALLOW_LIST", (), json_string_list_value),
         "enable_webhook_redelivery": r.get("ENABLE_WEBHOOK_REDELIVERY", False, bool_value),
         "sqs_url_webhook": r.text("SQS_URL_WEBHOOK"),
+    }
+
+
+def _ami_filter(given: AmiFilter) -> AmiFilter:
+    """The filter as given, plus `state=available` unless it names a state (the module's rule)."""
+    if not given or any(name == "state" for name, _ in given):
+        return given
+    return (*given, ("state", ("available",)))
+
+
+def _binaries_and_metrics(r: EnvReader) -> dict[str, Any]:
+    """Where runner releases come from and are cached, and where metrics go."""
+    return {
+        "runner_binaries_bucket": r.text("RUNNER_BINARIES_BUCKET"),
+        "enable_runner_binaries_syncer": r.get("ENABLE_RUNNER_BINARIES_SYNCER", True, bool_value),
+        "runner_allow_prerelease_binaries": r.get("RUNNER_ALLOW_PRERELEASE_BINARIES", False,
+                                                  bool_value),
+        "runner_releases_api_url": r.get("RUNNER_RELEASES_API_URL", GITHUB_API, url_value),
+        "enable_metrics": r.get("ENABLE_METRICS", True, bool_value),
+        "metrics_namespace": r.get("METRICS_NAMESPACE", "GitHub Runners", namespace_value),
     }

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chalicelib.aws.state import StateTable
     from chalicelib.github.client import GitHubClient, GitHubConfig
     from chalicelib.services.capacity import CapacityLedger
+    from chalicelib.services.images import ImageResolver
     from chalicelib.services.pool import PoolDeps
     from chalicelib.services.runner_binaries import SyncDeps
     from chalicelib.services.scale_down import ScaleDownDeps
@@ -46,6 +47,10 @@ def settings(function: FunctionName) -> Settings:
     """The validated settings of `function`, read from the environment once per container."""
     if function not in _settings:
         _settings[function] = load_settings(os.environ, function)
+        from chalicelib import metrics
+
+        metrics.configure(_settings[function].metrics_namespace,
+                          enabled=_settings[function].enable_metrics)
     return _settings[function]
 
 
@@ -186,7 +191,8 @@ def scale_up() -> ScaleUpDeps:
     from chalicelib.services.scale_up import ScaleUpDeps
 
     return ScaleUpDeps(settings("scale_up"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                       github("scale_up"), capacity("scale_up"), write_budget("scale_up"))
+                       github("scale_up"), capacity("scale_up"), write_budget("scale_up"),
+                       image_resolver())
 
 
 def scale_down() -> ScaleDownDeps:
@@ -209,7 +215,8 @@ def adjust_pool() -> PoolDeps:
     values = settings("adjust_pool")
     queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
     return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"),
-                    capacity("adjust_pool"), queue, write_budget("adjust_pool"))
+                    capacity("adjust_pool"), queue, write_budget("adjust_pool"),
+                    image_resolver())
 
 
 def webhook() -> WebhookDeps:
@@ -228,15 +235,31 @@ def webhook() -> WebhookDeps:
 
 
 def sync_runner_binaries() -> SyncDeps:
-    """What `sync_runner_binaries` works with."""
+    """What `sync_runner_binaries` works with: actions/runner's releases read anonymously from
+    github.com (or the mirror of `RUNNER_RELEASES_API_URL`), never GHES, and S3."""
+    from chalicelib.github.releases import RunnerReleases
     from chalicelib.services.runner_binaries import SyncDeps
 
-    return SyncDeps(settings("sync_runner_binaries"),
-                    github("sync_runner_binaries").latest_runner_release, aws("s3"))
+    values = settings("sync_runner_binaries")
+    releases = RunnerReleases(values.runner_releases_api_url,
+                              prerelease=values.runner_allow_prerelease_binaries)
+    return SyncDeps(values, releases.latest, aws("s3"))
+
+
+def image_resolver() -> ImageResolver:
+    """The container's AMI resolver (its 15-minute cache of filter lookups outlives invocations)."""
+    from chalicelib.aws.ec2 import Ec2
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.images import ImageResolver
+
+    return cached("image_resolver", lambda: ImageResolver(Ec2(aws("ec2")), Ssm(aws("ssm"))))
 
 
 def reset() -> None:
     """Forget every cached object (tests do this between cases)."""
+    from chalicelib import metrics
+
+    metrics.configure()
     _settings.clear()
     _clients.clear()
     _github.clear()

@@ -1,7 +1,9 @@
 """The embedded local stack: moto (AWS) and a GitHub Enterprise Server fake on 127.0.0.1.
 
 Used by the tests, the demo and the benchmarks; never deployed. The code under test reaches it
-only through the standard `AWS_ENDPOINT_URL` and `GHES_URL`, so no code path knows it is a fake.
+only through the standard `AWS_ENDPOINT_URL` and `GHES_URL`, and `RUNNER_RELEASES_API_URL` (the
+fake stands in for github.com's release API too, as a mirror would), so no code path knows it is
+a fake.
 """
 
 from __future__ import annotations
@@ -86,7 +88,10 @@ class Devstack:
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The whole environment a function needs to run against devstack."""
-        values = {**AWS_ENV, "AWS_ENDPOINT_URL": self.aws_endpoint, "GHES_URL": self.github_url}
+        values = {**AWS_ENV, "AWS_ENDPOINT_URL": self.aws_endpoint, "GHES_URL": self.github_url,
+                  # actions/runner's releases come from github.com even on GHES: the fake
+                  # serves them as a mirror of github.com's API would.
+                  "RUNNER_RELEASES_API_URL": str(self.github.api_url)}
         if self.deployment is not None:
             values.update(self.deployment.env())
         values.update(overrides)

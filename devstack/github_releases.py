@@ -1,7 +1,10 @@
 """Releases of `actions/runner` as the GitHub fake serves them: metadata and deterministic archives.
 
 The archives are small but real (a gzip'd tar, or a zip for Windows) so a downloader can check
-what it stored; the same os/arch/version always gives the same bytes.
+what it stored; the same os/arch/version always gives the same bytes. As on github.com, a
+release's notes carry each archive's SHA-256 between `<!-- BEGIN SHA <os>-<arch> -->` and
+`<!-- END SHA <os>-<arch> -->` markers, and a prerelease is listed (`GET .../releases`) but never
+`latest`.
 """
 
 from __future__ import annotations
@@ -77,13 +80,27 @@ def asset_bytes(os_name: str, arch: str, version: str) -> bytes:
     return gzip.compress(buffer.getvalue(), mtime=0)
 
 
-def latest_release(version: str, web: str, api: str) -> dict[str, Any]:
-    """The `release` object of GET /repos/actions/runner/releases/latest."""
+def release_notes(version: str) -> str:
+    """The release body: a line, then each archive's SHA-256 between GitHub's markers."""
+    lines = [f"Runner {version}", "",
+             "The SHA-256 checksums for the packages included in this build are shown below:", ""]
+    for os_name, arch in ((o, a) for o in OSES for a in ARCHES):
+        digest = hashlib.sha256(asset_bytes(os_name, arch, version)).hexdigest()
+        lines.append(f"- {asset_name(os_name, arch, version)} <!-- BEGIN SHA {os_name}-{arch} -->"
+                     f"{digest}<!-- END SHA {os_name}-{arch} -->")
+    return "\n".join(lines)
+
+
+def latest_release(version: str, web: str, api: str, prerelease: bool = False,
+                   offset: int = 0) -> dict[str, Any]:
+    """The `release` object of GET /repos/actions/runner/releases/latest (or, with `offset`,
+    another release of the list)."""
     author = user("github-actions[bot]", 41898282, "Bot", web, api)
     repo_api = f"{api}/repos/actions/runner"
+    release_id = RELEASE_ID + offset
     assets = []
     for index, (os_name, arch) in enumerate((o, a) for o in OSES for a in ARCHES):
-        asset_id = RELEASE_ID * 10 + index
+        asset_id = release_id * 10 + index
         name = asset_name(os_name, arch, version)
         assets.append(
             {
@@ -105,22 +122,35 @@ def latest_release(version: str, web: str, api: str) -> dict[str, Any]:
             }
         )
     return {
-        "url": f"{repo_api}/releases/{RELEASE_ID}",
+        "url": f"{repo_api}/releases/{release_id}",
         "html_url": f"{web}/actions/runner/releases/tag/v{version}",
-        "assets_url": f"{repo_api}/releases/{RELEASE_ID}/assets",
-        "upload_url": f"{repo_api}/releases/{RELEASE_ID}/assets{{?name,label}}",
+        "assets_url": f"{repo_api}/releases/{release_id}/assets",
+        "upload_url": f"{repo_api}/releases/{release_id}/assets{{?name,label}}",
         "tarball_url": f"{repo_api}/tarball/v{version}",
         "zipball_url": f"{repo_api}/zipball/v{version}",
-        "id": RELEASE_ID,
-        "node_id": node_id("Release", RELEASE_ID),
+        "id": release_id,
+        "node_id": node_id("Release", release_id),
         "tag_name": f"v{version}",
         "target_commitish": "main",
         "name": f"v{version}",
-        "body": f"Runner {version}",
+        "body": release_notes(version),
         "draft": False,
-        "prerelease": False,
+        "prerelease": prerelease,
         "created_at": iso(PUBLISHED_AT),
         "published_at": iso(PUBLISHED_AT),
         "author": author,
         "assets": assets,
     }
+
+
+def release_list(version: str, prerelease: str | None, web: str, api: str) -> list[dict[str, Any]]:
+    """GET /repos/actions/runner/releases: newest first, so the prerelease (when newer than the
+    latest release) before it."""
+    releases = [latest_release(version, web, api)]
+    if prerelease is not None and _numbers(prerelease) > _numbers(version):
+        releases.insert(0, latest_release(prerelease, web, api, prerelease=True, offset=1))
+    return releases
+
+
+def _numbers(version: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in version.split(".") if part.isdigit())

@@ -22,7 +22,7 @@ from devstack.github_api import (
 )
 from devstack.github_deliveries import render_delivery
 from devstack.github_records import ApiError
-from devstack.github_releases import latest_release
+from devstack.github_releases import latest_release, release_list
 
 if TYPE_CHECKING:
     from devstack.github_fake import GitHubFake
@@ -140,6 +140,17 @@ def get_latest_release(
     return ApiReply(200, latest_release(fake.runner_version, fake.url, fake.api_url))
 
 
+def list_releases(
+    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
+) -> ApiReply:
+    """GET /repos/{owner}/{repo}/releases (one page: actions/runner's newest two at most)."""
+    if f"{params['owner']}/{params['repo']}".lower() != "actions/runner":
+        raise ApiError(404, "Not Found")
+    with fake.lock:
+        version, prerelease = fake.runner_version, fake.runner_prerelease
+    return ApiReply(200, release_list(version, prerelease, fake.url, fake.api_url))
+
+
 def list_runner_groups(
     fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
 ) -> ApiReply:
@@ -245,6 +256,7 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/app/hook/deliveries/{delivery_id}/attempts", "jwt", redeliver),
     Route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", "token", get_job,
           ("actions", "read")),
+    Route("GET", "/repos/{owner}/{repo}/releases", "public", list_releases),
     Route("GET", "/repos/{owner}/{repo}/releases/latest", "public", get_latest_release),
     Route("GET", "/orgs/{org}/actions/runner-groups", "token", list_runner_groups,
           ("organization_self_hosted_runners", "read")),

@@ -29,6 +29,8 @@ from devstack.github_records import (
 )
 
 DEFAULT_RUNNER_VERSION = "2.321.0"
+# A newer release marked prerelease: listed, never `latest` (GitHub's rule).
+DEFAULT_RUNNER_PRERELEASE: str | None = "2.322.0"
 DEFAULT_GROUP_ID = 1
 # Labels GitHub gives a runner configured with config.sh (unless --no-default-labels).
 DEFAULT_RUNNER_LABELS = ("self-hosted", "Linux", "X64")
@@ -55,6 +57,7 @@ class GitHubState(GitHubInstallations):
         self.groups: dict[str, list[RunnerGroupRecord]] = {}
         self.jit_configs: dict[str, int] = {}  # encoded config -> runner id, until used
         self.runner_version = DEFAULT_RUNNER_VERSION
+        self.runner_prerelease = DEFAULT_RUNNER_PRERELEASE
         self.jwt_ids: list[str | None] = []
 
     def mint_scope_token(self, scope: str, kind: str) -> tuple[str, float]:
@@ -212,6 +215,11 @@ class GitHubState(GitHubInstallations):
         """The version `releases/latest` of actions/runner reports (without the leading v)."""
         with self.lock:
             self.runner_version = version.removeprefix("v")
+
+    def set_runner_prerelease(self, version: str | None) -> None:
+        """The prerelease the release list shows first (None: no prerelease) (test hook)."""
+        with self.lock:
+            self.runner_prerelease = version.removeprefix("v") if version else None
 
 
 def _unique_labels(labels: list[str]) -> list[str]:

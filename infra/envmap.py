@@ -49,6 +49,8 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "INSTANCE_MAX_SPOT_PRICE": Param("InstanceMaxSpotPrice"),
     "ENABLE_ON_DEMAND_FAILOVER_FOR_ERRORS": Param("EnableOnDemandFailoverForErrors"),
     "AMI_ID_SSM_PARAMETER_NAME": Param("AmiSsmParameterName"),
+    "AMI_FILTER": Param("AmiFilter"),
+    "AMI_OWNERS": Param("AmiOwners"),
     "SSM_TOKEN_PATH": Output("SsmTokenPath"),
     "SSM_CONFIG_PATH": Output("SsmConfigPath"),
     "PARAMETER_GITHUB_APP_ID_NAME": Output("GitHubAppIdParameterName"),
@@ -71,8 +73,12 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "STATE_TABLE_NAME": Output("StateTableName"),
     # Read by the functions once issue 13 item 7 lands: the KeyId of the token parameters.
     "RUNNER_TOKEN_KMS_KEY_ID": Param("RunnerTokenKmsKeyArn"),
-    # Read by the functions once issue 18 item 1 lands: user tags of instances and volumes.
     "RUNNER_EC2_TAGS": Param("RunnerEc2Tags"),
+    "ENABLE_RUNNER_BINARIES_SYNCER": Param("EnableRunnerBinariesSyncer"),
+    "RUNNER_ALLOW_PRERELEASE_BINARIES": Param("RunnerAllowPrereleaseBinaries"),
+    "RUNNER_RELEASES_API_URL": Param("RunnerReleasesApiUrl"),
+    "ENABLE_METRICS": Param("EnableMetrics"),
+    "METRICS_NAMESPACE": Param("MetricsNamespace"),
 }
 
 

@@ -1,4 +1,5 @@
-"""The EC2 adapter: list this environment's runner instances, launch fleets, terminate.
+"""The EC2 adapter: list this environment's runner instances, launch fleets, terminate, find
+the newest image of a filter.
 
 Raw EC2 dictionaries stop here; callers get `Instance`, `FleetResult` and the project's errors.
 """
@@ -236,6 +237,22 @@ class Ec2:
                                   message=str(e.get("ErrorMessage", "")))
                        for e in answer.get("Errors", []))
         return FleetResult(instance_ids=ids, errors=errors)
+
+    def newest_image(self, filters: Sequence[tuple[str, Sequence[str]]],
+                     owners: Sequence[str]) -> str | None:
+        """The id of the most recently created image matching `filters` owned by one of
+        `owners` (one DescribeImages), or None when none matches."""
+        try:
+            answer = self.client.describe_images(
+                Filters=[{"Name": name, "Values": list(values)} for name, values in filters],
+                Owners=list(owners))
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 DescribeImages") from error
+        images = [i for i in answer.get("Images", []) if i.get("ImageId")]
+        if not images:
+            return None
+        # CreationDate is ISO 8601 in UTC, so the text orders as the time does.
+        return str(max(images, key=lambda i: str(i.get("CreationDate", "")))["ImageId"])
 
     def tag(self, instance_id: str, tags: Mapping[str, str]) -> None:
         """Add `tags` to one instance (e.g. `ghr:github_runner_id` of a JIT runner)."""

@@ -1,6 +1,6 @@
 """The GitHub adapter: the domain calls the functions make, as a GitHub App installation.
 
-Raw GitHub JSON stops here; callers get `Runner`, `JitConfig`, `RunnerRelease`, plain strings and
+Raw GitHub JSON stops here; callers get `Runner`, `JitConfig`, plain strings and
 the project's errors. Authentication lives in `github_auth`, transport rules in `github_http`.
 """
 
@@ -22,7 +22,7 @@ from chalicelib.github.http import GitHubHttp
 from chalicelib.github.installation import InstallationCalls
 from chalicelib.github.limits import api_base_url
 from chalicelib.logs import get_logger
-from chalicelib.models import JitConfig, Runner, RunnerRelease, RunnerType
+from chalicelib.models import JitConfig, Runner, RunnerType
 
 if TYPE_CHECKING:
     from chalicelib.github.deliveries import WebhookDeliveries
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DeleteOutcome = Literal["deleted", "busy", "not_found"]
-_RELEASE_OS = {"linux": "linux", "windows": "win", "osx": "osx", "macos": "osx"}
 
 
 JIT_PATH = "/actions/runners/generate-jitconfig"
@@ -69,7 +68,7 @@ def _runner(data: Mapping[str, Any]) -> Runner:
 
 
 class GitHubClient:
-    """GitHub as the functions use it: jobs, runner registration, runners, runner releases."""
+    """GitHub as the functions use it: jobs, runner registration, runners."""
 
     def __init__(
         self,
@@ -109,7 +108,7 @@ class GitHubClient:
                  rate_limit_reset=seen.get("reset"), rate_limit_resource=seen.get("resource"))
         remaining = seen.get("remaining")
         if isinstance(remaining, int):
-            metrics.put("GitHubRateLimitRemaining", remaining, unit="Count")
+            metrics.put("GitHubAppRateLimitRemaining", remaining, unit="Count")
 
     def installation_id(self, owner: str, runner_type: RunnerType, hint: int = 0) -> int:
         """The App's installation id for `owner`; `hint` (the message's id) when non-zero."""
@@ -240,26 +239,9 @@ class GitHubClient:
         log.info("github runner delete", owner=owner, runner_id=runner_id, outcome=outcome)
         return outcome
 
-    def latest_runner_release(self, os: str, arch: str) -> RunnerRelease:
-        """The latest `actions/runner` release asset for `os` (linux, windows) and `arch`."""
-        token = self._auth.any_cached_token() if self.config.ghes_url else None
-        template = "/repos/{owner}/{repo}/releases/latest"
-        response = self.http.request(
-            "GET", template, {"owner": "actions", "repo": "runner"},
-            authorization=("Bearer " + token.token) if token else None,
-            bucket=f"installation:{token.installation_id}" if token else "anonymous",
-        )
-        data = response.json()
-        version = str(data.get("tag_name", "")).lstrip("v")
-        prefix = f"actions-runner-{_RELEASE_OS.get(os, os)}-{arch}-{version}."
-        for asset in data.get("assets", []):
-            if str(asset.get("name", "")).startswith(prefix):
-                return RunnerRelease(version=version, filename=str(asset["name"]),
-                                     download_url=str(asset["browser_download_url"]))
-        raise PermanentError(f"GET {template}: no asset {prefix}* in release {version}")
-
     def webhook_deliveries(self) -> WebhookDeliveries:
         """The App webhook's delivery log, read and redelivered as the App itself."""
         from chalicelib.github.deliveries import WebhookDeliveries
 
         return WebhookDeliveries(self._auth)
+

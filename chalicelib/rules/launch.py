@@ -42,9 +42,11 @@ def config_arguments(settings: Settings, owner: str, runner_type: RunnerType, to
 
 def runner_tags(settings: Settings, owner: str, runner_type: RunnerType,
                 created_by: str) -> tuple[tuple[str, str], ...]:
-    """The docs/REFERENCE.md §4 tags of a runner instance and its volumes."""
+    """The tags of a runner instance and its volumes: the docs/REFERENCE.md §4 ones, then the
+    user's `RUNNER_EC2_TAGS` (which settings keep out of ghr:, so none overrides ours)."""
     return ((TAG_APPLICATION, APPLICATION), (TAG_ENVIRONMENT, settings.environment),
-            (TAG_TYPE, runner_type), (TAG_OWNER, owner), (TAG_CREATED_BY, created_by))
+            (TAG_TYPE, runner_type), (TAG_OWNER, owner), (TAG_CREATED_BY, created_by),
+            *settings.runner_ec2_tags)
 
 
 def shortfall_retryable(errors_retryable: Sequence[bool]) -> bool:

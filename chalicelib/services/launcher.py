@@ -62,17 +62,6 @@ class LaunchOutcome:
         return tuple(i for i in self.launched if i not in self.terminated)
 
 
-def image_id(parameter: str | None, ssm: Ssm) -> str | None:
-    """The AMI id held in `AMI_ID_SSM_PARAMETER_NAME` (it overrides the launch template's);
-    None when the setting is unset, ConfigError when the parameter is missing or empty."""
-    if not parameter:
-        return None
-    value = ssm.get_string(parameter)
-    if not value or not value.strip():
-        raise ConfigError(f"{parameter}: SSM parameter with the runner AMI id not found")
-    return value.strip()
-
-
 def parallel(function: Callable[[T], R], items: Sequence[T]) -> list[R]:
     """`function` over `items` on a few threads, each with the caller's log context."""
     if len(items) <= 1:

@@ -22,7 +22,8 @@ from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.rules.pool import PoolPlan, plan_pool
 from chalicelib.services.capacity import CapacityLedger
-from chalicelib.services.launcher import Launcher, LaunchRequest, image_id
+from chalicelib.services.images import ImageResolver
+from chalicelib.services.launcher import Launcher, LaunchRequest
 from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
 
@@ -50,6 +51,8 @@ class PoolDeps:
     queue: BuildQueue | None = None
     # GitHub's write budget shared by the deployment's containers (JIT configs).
     write_budget: WriteBudget | None = None
+    # The container's AMI resolver (SSM parameter, filter, or the launch template's).
+    images: ImageResolver | None = None
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,7 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
         return PoolReport(plan=plan)
     outcome = Launcher(settings, ec2, ssm, github, deps.write_budget).launch(LaunchRequest(
         owner=owner, runner_type="Org", count=reservation.count, created_by=CREATED_BY,
-        image_id=image_id(settings.ami_id_ssm_parameter_name, ssm),
+        image_id=(deps.images or ImageResolver(ec2, ssm)).image_id(settings),
         reservation=reservation.rid,
     ))
     deps.capacity.release(reservation, used=len(outcome.running))

@@ -26,7 +26,8 @@ from chalicelib.messages import parse_batch
 from chalicelib.models import Instance
 from chalicelib.rules.scale_up import Group, group_jobs
 from chalicelib.services.capacity import CapacityLedger
-from chalicelib.services.launcher import Launcher, image_id
+from chalicelib.services.images import ImageResolver
+from chalicelib.services.launcher import Launcher
 from chalicelib.services.scale_up_group import GroupContext, handle_group
 from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
@@ -60,6 +61,8 @@ class ScaleUpDeps:
     capacity: CapacityLedger
     # GitHub's write budget shared by the deployment's containers (JIT configs).
     write_budget: WriteBudget | None = None
+    # The container's AMI resolver (SSM parameter, filter, or the launch template's).
+    images: ImageResolver | None = None
 
 
 def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
@@ -152,9 +155,10 @@ class ScaleUp:
                 if i.owner.lower() == owner and i.runner_type == group.runner_type]
 
     def image_id(self) -> str | None:
-        """The AMI from `AMI_ID_SSM_PARAMETER_NAME`, read once per invocation; None when unset."""
+        """The AMI to launch (services/images.py), resolved once per invocation; None for the
+        launch template's."""
         with self._lock:
             if self._image is None:
-                self._image = (image_id(self.settings.ami_id_ssm_parameter_name,
-                                        self.deps.ssm),)
+                images = self.deps.images or ImageResolver(self.deps.ec2, self.deps.ssm)
+                self._image = (images.image_id(self.settings),)
             return self._image[0]

@@ -95,10 +95,12 @@ function Install-Runner {
     if (Test-Path "$RunnerDir\config.cmd") { Write-Log 'runner already installed (prebuilt image)'; return }
     New-Item -ItemType Directory -Force -Path $RunnerDir | Out-Null
     $archive = "$RunnerDir\actions-runner.zip"
-    $uri = [Uri]$script:BinariesUri
-    $key = $uri.AbsolutePath.TrimStart('/')
     $expected = $null
     try {
+        # "none": the syncer is off (EnableRunnerBinariesSyncer); the bucket holds nothing current.
+        if ($script:BinariesUri -eq 'none') { throw 'the runner binaries syncer is off' }
+        $uri = [Uri]$script:BinariesUri
+        $key = $uri.AbsolutePath.TrimStart('/')
         # Reads the object version whose metadata was just read, even while the syncer replaces it.
         $head = Get-S3ObjectMetadata -Region $script:Region -BucketName $uri.Host -Key $key
         $pinned = @{}
@@ -107,7 +109,7 @@ function Install-Runner {
         $expected = $head.Metadata['x-amz-meta-runner-sha256']
         if (-not $expected) { Write-Log 'the S3 copy carries no runner-sha256 (written by an older syncer): not verified' }
     } catch {
-        Write-Log "runner not in the S3 cache ($($script:BinariesUri)); downloading from GitHub"
+        Write-Log "runner not taken from the S3 cache ($($script:BinariesUri): $($_.Exception.Message)); downloading from GitHub"
         $release = Invoke-RestMethod -Uri 'https://api.github.com/repos/actions/runner/releases/latest' -TimeoutSec 30
         $version = $release.tag_name.TrimStart('v')
         if ($release.body -notmatch '<!-- BEGIN SHA win-x64 -->([0-9a-f]{64})<!-- END SHA win-x64 -->') {

@@ -165,8 +165,11 @@ download_runner() {
   local archive="$GHR_RUNNER_DIR/actions-runner.tar.gz" bucket key sha arch release version
   bucket=${binaries_uri#s3://} key=${bucket#*/} bucket=${bucket%%/*}
   # One GetObject returns the bytes and their metadata together, so the checksum is the one
-  # stored with these bytes even while the syncer replaces the object.
-  if sha=$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" \
+  # stored with these bytes even while the syncer replaces the object. "none": the syncer is
+  # off (EnableRunnerBinariesSyncer), so the bucket holds nothing current.
+  if [ "$binaries_uri" = none ]; then
+    log "runner binaries syncer off; downloading from GitHub"
+  elif sha=$(aws s3api get-object --region "$region" --bucket "$bucket" --key "$key" \
     --query 'Metadata."runner-sha256"' --output text "$archive"); then
     if [ -n "$sha" ] && [ "$sha" != "None" ]; then
       verify_archive "$archive" "$sha"
@@ -174,8 +177,9 @@ download_runner() {
     fi
     log "the S3 copy carries no runner-sha256 (written by an older syncer): not verified"
     return 0
+  else
+    log "runner not in the S3 cache ($binaries_uri); downloading from GitHub"
   fi
-  log "runner not in the S3 cache ($binaries_uri); downloading from GitHub"
   arch=$(uname -m | sed -e 's/x86_64/x64/' -e 's/aarch64/arm64/')
   release=$(curl -fsSL --retry 5 --max-time 30 \
     https://api.github.com/repos/actions/runner/releases/latest)

@@ -336,19 +336,6 @@ def test_delete_runner_outcomes_deleted_busy_not_found(stack: Any, client: GitHu
     assert deletes == 3  # the 422 is an outcome, not retried
 
 
-@pytest.mark.parametrize(("os_name", "arch", "suffix"),
-                         [("linux", "x64", "linux-x64"), ("windows", "x64", "win-x64"),
-                          ("linux", "arm64", "linux-arm64")])
-def test_latest_runner_release_picks_the_asset_of_os_and_arch(
-    stack: Any, client: GitHubClient, os_name: str, arch: str, suffix: str
-) -> None:
-    release = client.latest_runner_release(os_name, arch)
-    assert release.version == stack.github.runner_version
-    assert release.filename.startswith(f"actions-runner-{suffix}-{release.version}.")
-    assert release.filename.endswith(".zip" if os_name == "windows" else ".tar.gz")
-    assert requests.get(release.download_url, timeout=5).status_code == 200
-
-
 def test_registration_token_reused_within_its_window_then_minted_again(
     stack: Any, client: GitHubClient, clock: ManualClock
 ) -> None:

@@ -165,8 +165,8 @@ def test_spent_budget_seen_on_success_then_next_call_waits_and_metric_published(
     client.log_summary()
     metrics.flush()
     documents = [json.loads(line) for line in capsys.readouterr().out.splitlines()
-                 if "GitHubRateLimitRemaining" in line and line.startswith("{")]
-    assert any(doc.get("GitHubRateLimitRemaining") == 0 for doc in documents)
+                 if "GitHubAppRateLimitRemaining" in line and line.startswith("{")]
+    assert any(doc.get("GitHubAppRateLimitRemaining") == 0 for doc in documents)
 
 
 def test_secondary_limit_honours_retry_after(

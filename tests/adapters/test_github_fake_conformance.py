@@ -51,6 +51,8 @@ def test_every_route_answers_success_and_errors_that_conform(
     client.call("GET", f"/repos/acme/app/actions/jobs/{job}", token)
     client.call("GET", "/repos/acme/app/actions/jobs/1", token)
     client.call("GET", "/repos/actions/runner/releases/latest")
+    client.call("GET", "/repos/actions/runner/releases")
+    client.call("GET", "/repos/acme/app/releases")  # 404
     client.call("GET", "/repos/acme/app/releases/latest", "bad-token")
     client.call("GET", "/orgs/acme/actions/runner-groups", token)
     client.call("GET", "/orgs/other/actions/runner-groups", token)

@@ -1,6 +1,7 @@
 """The dashboard and alarms of infra/src/dashboard.yaml: every custom metric they show is one the
 functions emit, under the dimensions it is emitted with, read from the functions' source (so a
-renamed metric or an added dimension fails here, not on a blank graph in production)."""
+renamed metric or an added dimension fails here, not on a blank graph in production), in the
+namespace the functions are given (the MetricsNamespace parameter, defaulting to theirs)."""
 
 from __future__ import annotations
 
@@ -16,9 +17,13 @@ import pytest
 from infra_support import ROOT
 
 from infra import build
+from infra.envmap import FUNCTION_ENVIRONMENT, Param
 
-SEARCH = re.compile(r"SEARCH\('\{(?P<schema>[^}]*)\}\s*MetricName=\"(?P<name>[^\"]+)\"")
+SEARCH = re.compile(r"SEARCH\('\{(?P<schema>(?:\$\{[^}]*\}|[^}])*)\}\s*"
+                    r"MetricName=\"(?P<name>[^\"]+)\"")
 SUBSTITUTION = re.compile(r"\$\{(?P<name>[^!}][^}]*)\}")
+# How the dashboard names the namespace: the parameter the functions' METRICS_NAMESPACE is.
+NAMESPACE_PARAMETER = "${MetricsNamespace}"
 Emitted = dict[str, set[frozenset[str]]]
 
 
@@ -103,7 +108,9 @@ def _widget_metrics(body: dict[str, Any]) -> Iterator[tuple[str, str, frozenset[
                 match = SEARCH.search(head["expression"])
                 assert match, f"{properties['title']}: an expression that is not a SEARCH"
                 namespace, *dimensions = (p.strip() for p in match["schema"].split(","))
-                yield namespace, match["name"], frozenset(dimensions), properties["title"]
+                # A namespace with a space is quoted in a SEARCH schema.
+                yield (namespace.strip('"'), match["name"], frozenset(dimensions),
+                       properties["title"])
             else:
                 pairs = [p for p in entry[2:] if not isinstance(p, dict)]
                 yield head, entry[1], frozenset(pairs[0::2]), properties["title"]
@@ -119,12 +126,22 @@ def emitted() -> tuple[str, Emitted]:
     return emitted_metrics()
 
 
+def test_the_namespace_parameter_defaults_to_the_functions_and_reaches_them(
+        source: dict[str, Any], emitted: tuple[str, Emitted]) -> None:
+    parameters = source["Parameters"]
+
+    assert parameters["MetricsNamespace"]["Default"] == emitted[0] == "GitHub Runners"
+    assert FUNCTION_ENVIRONMENT["METRICS_NAMESPACE"] == Param("MetricsNamespace")
+    assert FUNCTION_ENVIRONMENT["ENABLE_METRICS"] == Param("EnableMetrics")
+    assert parameters["EnableMetrics"]["Default"] == "true"
+
+
 def test_every_custom_metric_of_the_dashboard_is_emitted_with_those_dimensions(
         source: dict[str, Any], emitted: tuple[str, Emitted]) -> None:
-    namespace, names = emitted
+    _, names = emitted
     body = source["Resources"]["Dashboard"]["Properties"]["DashboardBody"]
 
-    custom = [m for m in _widget_metrics(body) if m[0] == namespace]
+    custom = [m for m in _widget_metrics(body) if m[0] == NAMESPACE_PARAMETER]
 
     assert len({name for _, name, _, _ in custom}) >= 8
     for _, name, dimensions, title in custom:
@@ -132,18 +149,19 @@ def test_every_custom_metric_of_the_dashboard_is_emitted_with_those_dimensions(
         assert dimensions in names[name], (
             f"{title}: {name} is emitted with {sorted(map(sorted, names[name]))}, "
             f"not {sorted(dimensions)}")
-    assert {m[0] for m in _widget_metrics(body)} <= {namespace, "AWS/SQS", "AWS/Lambda"}
+    assert {m[0] for m in _widget_metrics(body)} <= {NAMESPACE_PARAMETER, "AWS/SQS",
+                                                      "AWS/Lambda"}
 
 
 def test_the_custom_metric_alarms_watch_emitted_metrics(source: dict[str, Any],
                                                          emitted: tuple[str, Emitted]) -> None:
-    namespace, names = emitted
+    _, names = emitted
     alarms = {key: r["Properties"] for key, r in source["Resources"].items()
-              if r["Type"] == "AWS::CloudWatch::Alarm" and "Namespace" in r["Properties"]}
+              if r["Type"] == "AWS::CloudWatch::Alarm" and "Namespace" in r["Properties"]
+              and r["Properties"]["Namespace"] == {"Ref": "MetricsNamespace"}}
 
     assert alarms
     for key, alarm in alarms.items():
-        assert alarm["Namespace"] == namespace, key
         dimensions = frozenset(d["Name"] for d in alarm.get("Dimensions", []))
         assert dimensions in names[alarm["MetricName"]], key
 

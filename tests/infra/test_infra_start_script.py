@@ -180,3 +180,19 @@ def test_a_github_release_without_a_checksum_for_the_platform_is_not_downloaded(
     assert "no runner release with a linux-x64 SHA-256" in run.everything_printed
     assert "download" not in run.text("calls.log")
     assert run.terminated()
+
+
+def test_with_the_syncer_off_the_runner_comes_from_github_without_asking_s3(
+        instance: Path) -> None:
+    configure(instance, runner_binaries_s3_uri="none")
+    publish_release(instance, (instance / "s3-sha256").read_text().strip())
+    put_token(instance, f"--url https://github.com/acme --token {SECRET}")
+
+    run = boot(instance)
+
+    assert run.exit_code == 0, run.everything_printed
+    assert "s3api" not in run.text("aws.log")
+    assert "runner binaries syncer off; downloading from GitHub" in run.everything_printed
+    assert (f"download https://github.com/actions/runner/releases/download/v{RUNNER_VERSION}/"
+            f"actions-runner-linux-x64-{RUNNER_VERSION}.tar.gz") in run.text("calls.log")
+    assert "runner archive SHA-256 verified" in run.everything_printed

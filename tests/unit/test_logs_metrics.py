@@ -57,7 +57,29 @@ def test_metrics_flush_prints_emf_and_forgets(capsys: pytest.CaptureFixture[str]
     (line,) = capsys.readouterr().out.splitlines()
     document = json.loads(line)
     spec = document["_aws"]["CloudWatchMetrics"][0]
-    assert spec["Namespace"] == "GitHubRunners"
+    assert spec["Namespace"] == "GitHub Runners"  # the module's default namespace
     assert spec["Dimensions"] == [["function", "owner"]]
     assert document["JobsLaunched"] == [2.0, 3.0]
     assert metrics.pending() == {}
+
+
+def test_metrics_go_to_the_configured_namespace(capsys: pytest.CaptureFixture[str]) -> None:
+    metrics.configure("Platform/CI")
+    try:
+        metrics.put("RunnersLaunched", 1)
+        metrics.flush(function="scale_up")
+    finally:
+        metrics.configure()
+    (line,) = capsys.readouterr().out.splitlines()
+    assert json.loads(line)["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "Platform/CI"
+
+
+def test_metrics_turned_off_print_nothing_and_forget(capsys: pytest.CaptureFixture[str]) -> None:
+    metrics.configure(enabled=False)
+    try:
+        metrics.put("RunnersLaunched", 1)
+        metrics.flush(function="scale_up")
+        assert metrics.pending() == {}
+    finally:
+        metrics.configure()
+    assert capsys.readouterr().out == ""

@@ -56,3 +56,27 @@ def test_when_the_trimmed_models_lack_a_file_the_client_uses_botocores_data(
 
     assert client.meta.region_name == "eu-west-1"
     assert "trimmed AWS models incomplete" in caplog.text
+
+
+def test_the_settings_of_a_container_set_where_its_metrics_go(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from chalicelib import metrics
+
+    for name, value in {"ENVIRONMENT": "dev", "RUNNER_BINARIES_BUCKET": "b",
+                        "METRICS_NAMESPACE": "Platform/CI", "ENABLE_METRICS": "false"}.items():
+        monkeypatch.setenv(name, value)
+    wiring.reset()
+    capsys.readouterr()
+
+    wiring.settings("sync_runner_binaries")
+    metrics.put("RunnersLaunched", 1)
+    metrics.flush(function="sync_runner_binaries")
+    assert capsys.readouterr().out == ""  # turned off
+
+    monkeypatch.setenv("ENABLE_METRICS", "true")
+    wiring.reset()
+    wiring.settings("sync_runner_binaries")
+    metrics.put("RunnersLaunched", 1)
+    metrics.flush(function="sync_runner_binaries")
+    assert '"Namespace": "Platform/CI"' in capsys.readouterr().out
+    wiring.reset()
