@@ -94,6 +94,8 @@ class Settings:
     # The DynamoDB table of what must hold across containers (cap reservations, jobs and
     # deliveries handled once, bindings).
     state_table_name: str = ""
+    # KMS key of the registration parameters (None: SSM's default key); never KmsKeyArn.
+    runner_token_kms_key_id: str | None = None
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
@@ -198,6 +200,7 @@ def _launch(r: EnvReader) -> dict[str, Any]:
         "ami_id_ssm_parameter_name": r.raw("AMI_ID_SSM_PARAMETER_NAME"),
         "ssm_token_path": r.text("SSM_TOKEN_PATH").rstrip("/"),
         "ssm_config_path": r.text("SSM_CONFIG_PATH").rstrip("/"),
+        "runner_token_kms_key_id": r.raw("RUNNER_TOKEN_KMS_KEY_ID"),
     }
 
 

@@ -168,7 +168,8 @@ def scale_up() -> ScaleUpDeps:
     from chalicelib.services.launch_ledger import LaunchLedger
     from chalicelib.services.scale_up import ScaleUpDeps
 
-    return ScaleUpDeps(settings("scale_up"), Ec2(aws("ec2")), Ssm(aws("ssm")),
+    values = settings("scale_up")
+    return ScaleUpDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
                        github("scale_up"), ledger=cached("launch_ledger", LaunchLedger))
 
 
@@ -191,7 +192,8 @@ def adjust_pool() -> PoolDeps:
 
     values = settings("adjust_pool")
     queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
-    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"), queue)
+    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
+                    github("adjust_pool"), queue)
 
 
 def webhook() -> WebhookDeps:
