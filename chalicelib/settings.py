@@ -76,6 +76,8 @@ class Settings:
     parameter_github_app_id_name: str = ""
     parameter_github_app_key_base64_name: str = ""
     parameter_github_app_webhook_secret_name: str = ""
+    # The secret being rotated out, accepted while this names a parameter that exists.
+    parameter_github_app_webhook_secret_previous_name: str | None = None
     ghes_url: str | None = None
     ghes_ssl_verify: bool = True
     scale_down_config: tuple[IdleWindow, ...] = ()
@@ -216,6 +218,9 @@ def _github(r: EnvReader) -> dict[str, Any]:
         "parameter_github_app_key_base64_name": r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
         "parameter_github_app_webhook_secret_name": r.text(
             "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME"
+        ),
+        "parameter_github_app_webhook_secret_previous_name": r.raw(
+            "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME"
         ),
     }
 

@@ -205,8 +205,9 @@ def webhook() -> WebhookDeps:
 
     values = settings("webhook")
     name = values.parameter_github_app_webhook_secret_name
-    secrets = cached(f"webhook-secret:{name}",
-                     lambda: WebhookSecrets(Ssm(aws("ssm", quick=True)), name))
+    previous = values.parameter_github_app_webhook_secret_previous_name
+    secrets = cached(f"webhook-secret:{name}:{previous}", lambda: WebhookSecrets(
+        Ssm(aws("ssm", quick=True)), name, previous_name=previous))
     return WebhookDeps(values, secrets, BuildQueue(aws("sqs", quick=True),
                                                    values.sqs_url_webhook))
 
