@@ -167,14 +167,15 @@ class Ec2:
         runner_type: RunnerType | None = None,
         states: Sequence[str] = tuple(sorted(LIVE_STATES)),
     ) -> list[Instance]:
-        """This environment's runner instances in `states`, optionally of one owner and type."""
+        """This environment's runner instances in `states`, optionally of one owner (compared
+        without case, as GitHub compares names) and type."""
         filters = [
             {"Name": f"tag:{TAG_APPLICATION}", "Values": [APPLICATION]},
             {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [environment]},
             {"Name": "instance-state-name", "Values": list(states)},
         ]
-        if owner is not None:
-            filters.append({"Name": f"tag:{TAG_OWNER}", "Values": [owner]})
+        # Not a tag filter for the owner: EC2 compares tag values with case, and `ACME` and
+        # `acme` are one owner, with one cap (a job's event may spell it either way).
         if runner_type is not None:
             filters.append({"Name": f"tag:{TAG_TYPE}", "Values": [runner_type]})
         instances: list[Instance] = []
@@ -187,6 +188,8 @@ class Ec2:
                     instances.extend(_instance(i) for i in reservation.get("Instances", []))
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "ec2 DescribeInstances") from error
+        if owner is not None:
+            instances = [i for i in instances if i.owner.lower() == owner.lower()]
         return instances
 
     def instance_states(self, instance_ids: Sequence[str]) -> dict[str, str]:

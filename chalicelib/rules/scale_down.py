@@ -186,8 +186,8 @@ def plan_scale_down(
     strategy = window.eviction_strategy if window else "oldest_first"
     by_name = {owner: runners_by_name(listed) for owner, listed in runners.items()}
     decided = [
-        (instance, classify_instance(instance, by_name.get(_owner(instance)), settings, now,
-                                     confirmed=_owner(instance) in confirmed_owners))
+        (instance, classify_instance(instance, by_name.get(owner_key(instance)), settings, now,
+                                     confirmed=owner_key(instance) in confirmed_owners))
         for instance in instances if instance.state in LIVE_STATES
     ]
     kept = dict(Counter(d.reason for _, d in decided if d.verdict in ("keep", "skip", "suspect")))
@@ -208,14 +208,16 @@ def plan_scale_down(
         eviction_strategy=strategy,
         window=window.cron.expression if window else None,
         kept=kept,
-        skipped_owners=tuple(sorted({_owner(i) for i, d in decided if d.verdict == "skip"})),
-        suspect_owners=tuple(sorted({_owner(i) for i, d in decided if d.verdict == "suspect"})),
+        skipped_owners=tuple(sorted({owner_key(i) for i, d in decided if d.verdict == "skip"})),
+        suspect_owners=tuple(sorted({owner_key(i) for i, d in decided if d.verdict == "suspect"})),
         unknown_instance_ids=tuple(sorted(unknown)),
     )
 
 
-def _owner(instance: Instance) -> OwnerKey:
-    return (instance.owner, instance.runner_type)
+def owner_key(instance: Instance) -> OwnerKey:
+    """The instance's owner as one key whatever the case of its tag: GitHub names ignore case,
+    so `ACME` and `acme` are one owner (one listing, one set of runners)."""
+    return (instance.owner.lower(), instance.runner_type)
 
 
 def _evict(idle: list[tuple[Instance, int | None]], idle_count: int,

@@ -34,6 +34,7 @@ from chalicelib.rules.scale_down import (
     OwnerKey,
     Removal,
     ScaleDownPlan,
+    owner_key,
     plan_scale_down,
     plan_stale_tokens,
 )
@@ -109,9 +110,9 @@ class _Run:
 
     def plan(self, instances: Sequence[Instance]) -> ScaleDownPlan:
         """Snapshot the owners' runners and plan; take the second look the plan asks for."""
-        owners = {(i.owner, i.runner_type) for i in instances if i.owner}
+        owners = {owner_key(i) for i in instances if i.owner}
         if self.settings.runner_owner:
-            owners.add((self.settings.runner_owner, "Org"))
+            owners.add((self.settings.runner_owner.lower(), "Org"))
         runners = self.list_runners(sorted(owners))
         if owners and not runners:
             self.failed_steps.append("github")

@@ -201,6 +201,20 @@ def test_scale_down_one_owner_failing_does_not_stop_another(
     assert runner_ids(stack, "beta/app") == {beta_runner}
 
 
+def test_scale_down_lists_an_owner_once_whatever_the_case_of_its_tags(
+        stack: Any, env: dict[str, str], clock: None) -> None:
+    upper = launch(stack, owner="ACME")
+    lower = launch(stack, owner="acme")
+    busy = register(stack, upper[0], busy=True)
+    register(stack, lower[0])
+
+    invoke_scale_down()
+
+    assert stack.github.count(LIST_ORG_RUNNERS) == 1
+    assert states(stack, upper + lower) == {upper[0]: "running", lower[0]: "terminated"}
+    assert runner_ids(stack) == {busy}
+
+
 def test_scale_down_github_down_for_every_owner_fails_the_invocation_without_terminating(
         stack: Any, env: dict[str, str], clock: None) -> None:
     instance = launch(stack)
