@@ -200,6 +200,7 @@ def webhook() -> WebhookDeps:
     """What `webhook` works with: quick clients, as GitHub gives a delivery 10 s."""
     from chalicelib.aws.sqs import BuildQueue
     from chalicelib.aws.ssm import Ssm
+    from chalicelib.aws.state import StateTable
     from chalicelib.services.webhook import WebhookDeps
     from chalicelib.services.webhook_secret import WebhookSecrets
 
@@ -208,8 +209,9 @@ def webhook() -> WebhookDeps:
     previous = values.parameter_github_app_webhook_secret_previous_name
     secrets = cached(f"webhook-secret:{name}:{previous}", lambda: WebhookSecrets(
         Ssm(aws("ssm", quick=True)), name, previous_name=previous))
-    return WebhookDeps(values, secrets, BuildQueue(aws("sqs", quick=True),
-                                                   values.sqs_url_webhook))
+    return WebhookDeps(values, secrets,
+                       BuildQueue(aws("sqs", quick=True), values.sqs_url_webhook),
+                       StateTable(aws("dynamodb", quick=True), values.state_table_name))
 
 
 def sync_runner_binaries() -> SyncDeps:
