@@ -180,7 +180,7 @@ def scale_down() -> ScaleDownDeps:
     from chalicelib.services.scale_down import ScaleDownDeps
 
     return ScaleDownDeps(settings("scale_down"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                         github("scale_down"))
+                         github("scale_down"), state_table("scale_down"))
 
 
 def adjust_pool() -> PoolDeps:

@@ -146,7 +146,8 @@ class GitHubFake(GitHubJobs):
         if delay > 0:
             self.sleep(delay)
         reply = self._answer(route, params, request)
-        self._record(request.method, route.key, request.path, reply.status)
+        self._record(request.method, route.key, request.path, reply.status,
+                     tuple(sorted(request.query.items())))
         if self.validate:
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
             try:
@@ -298,9 +299,10 @@ class GitHubFake(GitHubJobs):
 
     # -- request log and conformance ---------------------------------------------------------
 
-    def _record(self, method: str, route: str, path: str, status: int) -> None:
+    def _record(self, method: str, route: str, path: str, status: int,
+                query: tuple[tuple[str, str], ...] = ()) -> None:
         with self.lock:
-            self._log.append(LoggedRequest(method, route, path, status, self.clock()))
+            self._log.append(LoggedRequest(method, route, path, status, self.clock(), query))
 
     @property
     def requests(self) -> list[LoggedRequest]:

@@ -143,6 +143,7 @@ class LoggedRequest:
     path: str
     status: int
     time: float
+    query: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

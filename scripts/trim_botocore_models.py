@@ -30,7 +30,8 @@ OUT = Path(__file__).resolve().parents[1] / "chalicelib" / "aws_models"
 
 # The operations each adapter calls; the test checks every one the code names is listed.
 OPERATIONS: dict[str, tuple[str, ...]] = {
-    "ec2": ("CreateFleet", "CreateTags", "DescribeInstances", "TerminateInstances"),
+    "ec2": ("CreateFleet", "CreateTags", "DeleteTags", "DescribeInstances",
+            "TerminateInstances"),
     "ssm": ("DeleteParameters", "DescribeParameters", "GetParameter", "GetParameters",
             "PutParameter"),
     "sqs": ("GetQueueAttributes", "SendMessage"),

@@ -192,9 +192,10 @@ class Ec2:
             instances = [i for i in instances if i.owner.lower() == owner.lower()]
         return instances
 
-    def instance_states(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        """The state of each of `instance_ids` in any environment; unknown ids are left out."""
-        states: dict[str, str] = {}
+    def instances_by_id(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
+        """Each of `instance_ids` that EC2 knows, in any state and environment, with its tags;
+        unknown ids are left out."""
+        found: dict[str, Instance] = {}
         ids = list(dict.fromkeys(instance_ids))
         try:
             # A filter, not InstanceIds: an unknown id is then simply absent, not an error
@@ -205,10 +206,11 @@ class Ec2:
                 for page in pages:
                     for reservation in page.get("Reservations", []):
                         for item in reservation.get("Instances", []):
-                            states[str(item["InstanceId"])] = str(item["State"]["Name"])
+                            instance = _instance(item)
+                            found[instance.instance_id] = instance
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "ec2 DescribeInstances") from error
-        return states
+        return found
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         """Terminate `instance_ids` in one TerminateInstances call (none when empty)."""
@@ -239,6 +241,22 @@ class Ec2:
                                   message=str(e.get("ErrorMessage", "")))
                        for e in answer.get("Errors", []))
         return FleetResult(instance_ids=ids, errors=errors)
+
+    def tag_instances(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        """Set tag `key=value` on every one of `instance_ids` in one CreateTags call."""
+        try:
+            self.client.create_tags(Resources=list(instance_ids),
+                                    Tags=[{"Key": key, "Value": value}])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 CreateTags") from error
+
+    def untag_instances(self, instance_ids: Sequence[str], key: str) -> None:
+        """Remove tag `key` (whatever its value) from `instance_ids` in one DeleteTags call."""
+        try:
+            # The key is named: DeleteTags without Tags would remove every tag.
+            self.client.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key}])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 DeleteTags") from error
 
     def tag(self, instance_id: str, tags: Mapping[str, str]) -> None:
         """Add `tags` to one instance (e.g. `ghr:github_runner_id` of a JIT runner)."""
