@@ -146,8 +146,7 @@ class GitHubFake(GitHubJobs):
         if delay > 0:
             self.sleep(delay)
         reply = self._answer(route, params, request)
-        self._record(request.method, route.key, request.path, reply.status,
-                     tuple(sorted(request.query.items())))
+        self._record(request.method, route.key, request.path, reply.status)
         if self.validate:
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
             try:
@@ -299,10 +298,9 @@ class GitHubFake(GitHubJobs):
 
     # -- request log and conformance ---------------------------------------------------------
 
-    def _record(self, method: str, route: str, path: str, status: int,
-                query: tuple[tuple[str, str], ...] = ()) -> None:
+    def _record(self, method: str, route: str, path: str, status: int) -> None:
         with self.lock:
-            self._log.append(LoggedRequest(method, route, path, status, self.clock(), query))
+            self._log.append(LoggedRequest(method, route, path, status, self.clock()))
 
     @property
     def requests(self) -> list[LoggedRequest]:

@@ -143,7 +143,6 @@ class LoggedRequest:
     path: str
     status: int
     time: float
-    query: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

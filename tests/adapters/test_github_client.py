@@ -324,7 +324,9 @@ def test_get_runner_when_unknown_then_none(stack: Any, client: GitHubClient) -> 
 
 
 def test_find_runner_asks_for_the_name_and_matches_it_exactly(
-        stack: Any, client: GitHubClient) -> None:
+        stack: Any, clock: ManualClock) -> None:
+    session = RecordingSession()
+    client = make_client(stack, clock, session=session)
     stack.github.add_installation(ORG)
     runner = stack.github.create_runner(ORG, "i-0abc", [], 1, ephemeral=False, jit=False)
     stack.github.create_runner(ORG, "i-0abcd", [], 1, ephemeral=False, jit=False)
@@ -334,8 +336,9 @@ def test_find_runner_asks_for_the_name_and_matches_it_exactly(
 
     assert found is not None and found.id == runner.id
     assert client.find_runner(ORG, "Org", "i-0fff") is None
-    assert [dict(r.query).get("name") for r in stack.github.requests
-            if r.route == RUNNERS_ROUTE] == ["i-0abc", "i-0fff"]
+    assert client.list_runners(ORG, "Org")[0].name == "i-0abcd"
+    assert [call["params"] for call in session.calls if call["url"].endswith("/runners")] == [
+        {"name": "i-0abc"}, {"name": "i-0fff"}, {"per_page": 100, "page": 1}]
 
 
 def test_delete_runner_outcomes_deleted_busy_not_found(stack: Any, client: GitHubClient) -> None:

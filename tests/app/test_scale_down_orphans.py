@@ -19,7 +19,6 @@ from chalicelib.github.client import GitHubClient
 from chalicelib.models import TAG_ORPHAN_SUSPECTED, TAG_RUNNER_ID
 from chalicelib.services import scale_down
 
-LIST_ORG_RUNNERS = "GET /orgs/{org}/actions/runners"
 GET_ORG_RUNNER = "GET /orgs/{org}/actions/runners/{runner_id}"
 
 
@@ -42,15 +41,25 @@ def tags(stack: Any, instance_id: str) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in reservation["Instances"][0].get("Tags", [])}
 
 
-def lookups(stack: Any) -> int:
-    """Direct runner look-ups: by id, or a listing filtered by name."""
-    by_name = sum(1 for r in stack.github.requests
-                  if r.route == LIST_ORG_RUNNERS and "name" in dict(r.query))
-    return int(stack.github.count(GET_ORG_RUNNER)) + by_name
+@pytest.fixture
+def lookups(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The direct runner look-ups the functions make: by id, or by name (the listing filtered
+    by `name`; tests/adapters checks the request)."""
+    made: list[str] = []
+    for method in ("get_runner", "find_runner"):
+        real = getattr(GitHubClient, method)
+
+        def counted(self: GitHubClient, *args: Any, _real: Any = real, _name: str = method,
+                    **kwargs: Any) -> Any:
+            made.append(_name)
+            return _real(self, *args, **kwargs)
+
+        monkeypatch.setattr(GitHubClient, method, counted)
+    return made
 
 
 def test_first_run_marks_runner_less_instances_in_one_call_and_keeps_them(
-        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        stack: Any, monkeypatch: pytest.MonkeyPatch, lookups: list[str]) -> None:
     orphans = launch(stack, count=2)
     bypassed = launch(stack, bypass=True)
     stack.aws_faults.reset()
@@ -62,33 +71,33 @@ def test_first_run_marks_runner_less_instances_in_one_call_and_keeps_them(
     assert marks == {moment.isoformat(timespec="seconds").replace("+00:00", "Z")}
     assert TAG_ORPHAN_SUSPECTED not in tags(stack, bypassed[0])
     assert stack.aws_faults.count("ec2", "CreateTags") == 1
-    assert lookups(stack) == 0
+    assert lookups == []
 
 
 def test_marked_instance_is_terminated_an_interval_later_when_its_runner_does_not_exist(
-        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        stack: Any, monkeypatch: pytest.MonkeyPatch, lookups: list[str]) -> None:
     orphan = launch(stack)
     run_at(monkeypatch, 10)
 
     run_at(monkeypatch, 15.1)
 
     assert states(stack, orphan) == {orphan[0]: "terminated"}
-    assert lookups(stack) == 1  # by name: no runner id tag
+    assert lookups == ["find_runner"]  # by name: no runner id tag
 
 
 def test_a_mark_younger_than_the_interval_does_not_count(
-        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        stack: Any, monkeypatch: pytest.MonkeyPatch, lookups: list[str]) -> None:
     orphan = launch(stack)
     run_at(monkeypatch, 10)
 
     run_at(monkeypatch, 14)
 
     assert states(stack, orphan) == {orphan[0]: "running"}
-    assert lookups(stack) == 0
+    assert lookups == []
 
 
 def test_busy_runner_left_out_of_the_listing_keeps_its_instance(
-        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+        stack: Any, monkeypatch: pytest.MonkeyPatch, lookups: list[str]) -> None:
     # The issue's second way: GitHub's listing leaves out a runner that is running a job.
     instance = launch(stack)
     run_at(monkeypatch, 10)
@@ -99,7 +108,7 @@ def test_busy_runner_left_out_of_the_listing_keeps_its_instance(
 
     assert states(stack, instance) == {instance[0]: "running"}
     assert runner_ids(stack) == {busy}
-    assert lookups(stack) == 1
+    assert lookups == ["find_runner"]
 
 
 def test_runner_found_by_its_id_tag_keeps_the_instance(
