@@ -222,6 +222,22 @@ class Ec2:
             raise translate(error, "ec2 TerminateInstances") from error
         log.info("instances terminated", instance_ids=list(instance_ids))
 
+    def tag_instances(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        """Set tag `key=value` on every one of `instance_ids` in one CreateTags call."""
+        try:
+            self.client.create_tags(Resources=list(instance_ids),
+                                    Tags=[{"Key": key, "Value": value}])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 CreateTags") from error
+
+    def untag_instances(self, instance_ids: Sequence[str], key: str) -> None:
+        """Remove tag `key` (whatever its value) from `instance_ids` in one DeleteTags call."""
+        try:
+            # The key is named: DeleteTags without Tags would remove every tag.
+            self.client.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key}])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 DeleteTags") from error
+
     def launch(self, request: FleetRequest) -> FleetResult:
         """Launch an instant fleet; capacity it could not launch comes back as `errors`.
 
@@ -241,22 +257,6 @@ class Ec2:
                                   message=str(e.get("ErrorMessage", "")))
                        for e in answer.get("Errors", []))
         return FleetResult(instance_ids=ids, errors=errors)
-
-    def tag_instances(self, instance_ids: Sequence[str], key: str, value: str) -> None:
-        """Set tag `key=value` on every one of `instance_ids` in one CreateTags call."""
-        try:
-            self.client.create_tags(Resources=list(instance_ids),
-                                    Tags=[{"Key": key, "Value": value}])
-        except (ClientError, BotoCoreError) as error:
-            raise translate(error, "ec2 CreateTags") from error
-
-    def untag_instances(self, instance_ids: Sequence[str], key: str) -> None:
-        """Remove tag `key` (whatever its value) from `instance_ids` in one DeleteTags call."""
-        try:
-            # The key is named: DeleteTags without Tags would remove every tag.
-            self.client.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key}])
-        except (ClientError, BotoCoreError) as error:
-            raise translate(error, "ec2 DeleteTags") from error
 
     def tag(self, instance_id: str, tags: Mapping[str, str]) -> None:
         """Add `tags` to one instance (e.g. `ghr:github_runner_id` of a JIT runner)."""
