@@ -73,6 +73,8 @@ class Settings:
     ami_id_ssm_parameter_name: str | None = None
     ssm_token_path: str = ""
     ssm_config_path: str = ""
+    # KMS key of the registration parameters (None: SSM's default key); never KmsKeyArn.
+    runner_token_kms_key_id: str | None = None
     parameter_github_app_id_name: str = ""
     parameter_github_app_key_base64_name: str = ""
     parameter_github_app_webhook_secret_name: str = ""
@@ -96,8 +98,6 @@ class Settings:
     # The DynamoDB table of what must hold across containers (cap reservations, jobs and
     # deliveries handled once, bindings).
     state_table_name: str = ""
-    # KMS key of the registration parameters (None: SSM's default key); never KmsKeyArn.
-    runner_token_kms_key_id: str | None = None
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
