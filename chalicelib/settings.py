@@ -71,10 +71,10 @@ class Settings:
     instance_max_spot_price: str | None = None
     enable_on_demand_failover_for_errors: tuple[str, ...] = ()
     ami_id_ssm_parameter_name: str | None = None
-    ssm_token_path: str = ""
-    ssm_config_path: str = ""
     # KMS key of the registration parameters (None: SSM's default key); never KmsKeyArn.
     runner_token_kms_key_id: str | None = None
+    ssm_token_path: str = ""
+    ssm_config_path: str = ""
     parameter_github_app_id_name: str = ""
     parameter_github_app_key_base64_name: str = ""
     parameter_github_app_webhook_secret_name: str = ""
