@@ -82,7 +82,8 @@ def get_logger(name: str) -> Logger:
 
 
 def configure(level: str = "INFO") -> None:
-    """Install the JSON handler once per container; later calls only change the level."""
+    """Install the JSON handler once per container and set the project's level; pin the
+    libraries that print secrets at DEBUG to WARNING, on every call."""
     root = logging.getLogger(_ROOT)
     name = level.upper()
     root.setLevel("WARNING" if name == "WARN" else name)
@@ -90,7 +91,27 @@ def configure(level: str = "INFO") -> None:
         handler = _StdoutHandler()
         handler.setFormatter(JsonFormatter())
         root.addHandler(handler)
-        root.propagate = True
+    # Our handler writes every line. Lambda's runtime installs a handler on the root logger,
+    # as `chalice local` does: a propagated record would be written twice (tests capture from
+    # this logger itself, see tests/conftest.py).
+    root.propagate = False
+    _pin_libraries()
+
+
+# At DEBUG, botocore prints request and response bodies (decrypted parameter values, tokens),
+# urllib3 and requests their URLs and headers. Lambda's log-level setting turns the root
+# logger to DEBUG, so these stay at WARNING whatever the root level (docs/REFERENCE.md §5.6).
+PINNED_LOGGERS = ("botocore", "boto3", "urllib3", "s3transfer", "requests")
+
+
+def _pin_libraries() -> None:
+    """Each pinned logger, and any of its descendants given a lower level, at WARNING."""
+    for name in PINNED_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if (isinstance(logger, logging.Logger) and name.split(".")[0] in PINNED_LOGGERS
+                and logging.NOTSET < logger.level < logging.WARNING):
+            logger.setLevel(logging.WARNING)
 
 
 def bind(**fields: Any) -> None:

@@ -20,9 +20,12 @@ SUPPORTED_EVENT_TYPE = "workflow_job"
 # stop absurd input before it reaches the queue, logs or metrics.
 MAX_LABELS = 100
 MAX_LABEL_LENGTH = 256
-# Names end up in URLs, tags and runner arguments: only GitHub's own characters pass.
-_OWNER = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_REPOSITORY = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
+# Names end up in URLs, tags and runner arguments: only GitHub's own characters pass. The one
+# definition for the webhook (rules/webhook_payload.py) and scale-up (parse_body), so that the
+# webhook never enqueues what scale-up would refuse; matched whole (`fullmatch`: a `$` would let
+# a trailing newline through).
+OWNER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+REPOSITORY_NAME = re.compile(r"[A-Za-z0-9._-]{1,100}")
 # Enough of a bad body to recognise it in a log, not enough to carry much of anything.
 BODY_EXCERPT = 120
 
@@ -109,13 +112,21 @@ def _describe(value: Any) -> str:
     return type(value).__name__ if not isinstance(value, (int, str)) else repr(value)[:40]
 
 
+def name_problem(field: str, value: Any, pattern: re.Pattern[str]) -> str | None:
+    """Why `value` is not a GitHub name of `pattern` (OWNER_NAME, REPOSITORY_NAME), or None."""
+    if isinstance(value, str) and pattern.fullmatch(value):
+        return None
+    return f"{field}: expected a GitHub name, got {_describe(value)}"
+
+
 def _name(body: Mapping[str, Any], key: str, pattern: re.Pattern[str],
           problems: list[str]) -> str:
     value = body.get(key)
-    if not isinstance(value, str) or not pattern.match(value):
-        problems.append(f"{key}: expected a GitHub name, got {_describe(value)}")
+    problem = name_problem(key, value, pattern)
+    if problem is not None:
+        problems.append(problem)
         return ""
-    return value
+    return str(value)
 
 
 def _labels(body: Mapping[str, Any], problems: list[str]) -> tuple[str, ...] | None:
@@ -152,8 +163,8 @@ def parse_body(message_id: str, body: str) -> JobMessage | Rejected:
     elif event_type != SUPPORTED_EVENT_TYPE:
         # Never launched for, never retried forever: it goes to the DLQ (BI-03).
         problems.append(f"eventType: unsupported event type {event_type[:40]!r}")
-    repository = _name(data, "repositoryName", _REPOSITORY, problems)
-    owner = _name(data, "repositoryOwner", _OWNER, problems)
+    repository = _name(data, "repositoryName", REPOSITORY_NAME, problems)
+    owner = _name(data, "repositoryOwner", OWNER_NAME, problems)
     installation = _positive_int(data, "installationId", problems, allow_zero=True)
     owner_type = data.get("repoOwnerType")
     if owner_type is not None and not isinstance(owner_type, str):

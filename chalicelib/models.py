@@ -20,6 +20,8 @@ TAG_ENVIRONMENT = "ghr:environment"
 TAG_TYPE = "ghr:Type"
 TAG_OWNER = "ghr:Owner"
 TAG_CREATED_BY = "ghr:created_by"
+# Set by scale-down on an instance first seen without a runner after the boot time (§4).
+TAG_ORPHAN_SUSPECTED = "ghr:orphan-suspected"
 TAG_BYPASS_REMOVAL = "ghr:bypass-removal"
 TAG_RUNNER_ID = "ghr:github_runner_id"
 # The cap reservation an instance was launched under (services/capacity.py).

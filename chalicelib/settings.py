@@ -77,11 +77,15 @@ class Settings:
     instance_max_spot_price: str | None = None
     enable_on_demand_failover_for_errors: tuple[str, ...] = ()
     ami_id_ssm_parameter_name: str | None = None
+    # KMS key of the registration parameters (None: SSM's default key); never KmsKeyArn.
+    runner_token_kms_key_id: str | None = None
     ssm_token_path: str = ""
     ssm_config_path: str = ""
     parameter_github_app_id_name: str = ""
     parameter_github_app_key_base64_name: str = ""
     parameter_github_app_webhook_secret_name: str = ""
+    # The secret being rotated out, accepted while this names a parameter that exists.
+    parameter_github_app_webhook_secret_previous_name: str | None = None
     ghes_url: str | None = None
     ghes_ssl_verify: bool = True
     scale_down_config: tuple[IdleWindow, ...] = ()
@@ -217,6 +221,7 @@ def _launch(r: EnvReader) -> dict[str, Any]:
         "runner_ec2_tags": r.get("RUNNER_EC2_TAGS", (), parse_user_tags),
         "ssm_token_path": r.text("SSM_TOKEN_PATH").rstrip("/"),
         "ssm_config_path": r.text("SSM_CONFIG_PATH").rstrip("/"),
+        "runner_token_kms_key_id": r.raw("RUNNER_TOKEN_KMS_KEY_ID"),
     }
 
 
@@ -232,6 +237,9 @@ def _github(r: EnvReader) -> dict[str, Any]:
         "parameter_github_app_key_base64_name": r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
         "parameter_github_app_webhook_secret_name": r.text(
             "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME"
+        ),
+        "parameter_github_app_webhook_secret_previous_name": r.raw(
+            "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME"
         ),
     }
 

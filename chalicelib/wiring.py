@@ -190,7 +190,8 @@ def scale_up() -> ScaleUpDeps:
     from chalicelib.aws.ssm import Ssm
     from chalicelib.services.scale_up import ScaleUpDeps
 
-    return ScaleUpDeps(settings("scale_up"), Ec2(aws("ec2")), Ssm(aws("ssm")),
+    values = settings("scale_up")
+    return ScaleUpDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
                        github("scale_up"), capacity("scale_up"), write_budget("scale_up"),
                        image_resolver())
 
@@ -202,7 +203,7 @@ def scale_down() -> ScaleDownDeps:
     from chalicelib.services.scale_down import ScaleDownDeps
 
     return ScaleDownDeps(settings("scale_down"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                         github("scale_down"))
+                         github("scale_down"), state_table("scale_down"))
 
 
 def adjust_pool() -> PoolDeps:
@@ -214,24 +215,27 @@ def adjust_pool() -> PoolDeps:
 
     values = settings("adjust_pool")
     queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
-    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm")), github("adjust_pool"),
-                    capacity("adjust_pool"), queue, write_budget("adjust_pool"),
-                    image_resolver())
+    return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
+                    github("adjust_pool"), capacity("adjust_pool"), queue,
+                    write_budget("adjust_pool"), image_resolver())
 
 
 def webhook() -> WebhookDeps:
     """What `webhook` works with: quick clients, as GitHub gives a delivery 10 s."""
     from chalicelib.aws.sqs import BuildQueue
     from chalicelib.aws.ssm import Ssm
+    from chalicelib.aws.state import StateTable
     from chalicelib.services.webhook import WebhookDeps
     from chalicelib.services.webhook_secret import WebhookSecrets
 
     values = settings("webhook")
     name = values.parameter_github_app_webhook_secret_name
-    secrets = cached(f"webhook-secret:{name}",
-                     lambda: WebhookSecrets(Ssm(aws("ssm", quick=True)), name))
-    return WebhookDeps(values, secrets, BuildQueue(aws("sqs", quick=True),
-                                                   values.sqs_url_webhook))
+    previous = values.parameter_github_app_webhook_secret_previous_name
+    secrets = cached(f"webhook-secret:{name}:{previous}", lambda: WebhookSecrets(
+        Ssm(aws("ssm", quick=True)), name, previous_name=previous))
+    return WebhookDeps(values, secrets,
+                       BuildQueue(aws("sqs", quick=True), values.sqs_url_webhook),
+                       StateTable(aws("dynamodb", quick=True), values.state_table_name))
 
 
 def sync_runner_binaries() -> SyncDeps:

@@ -214,7 +214,7 @@ def list_runners(
         runners = [
             render.runner(r, fake.counters)
             for r in fake.runners(scope)
-            if wanted is None or r.name == wanted
+            if (r.name == wanted if wanted is not None else r.id not in fake.unlisted)
         ]
     page, headers = paginate(fake, request, runners)
     return ApiReply(200, {"total_count": len(runners), "runners": page}, headers)

@@ -59,6 +59,9 @@ class GitHubState(GitHubInstallations):
         self.runner_version = DEFAULT_RUNNER_VERSION
         self.runner_prerelease = DEFAULT_RUNNER_PRERELEASE
         self.jwt_ids: list[str | None] = []
+        # Runners the plain listing leaves out, as GitHub's eventually consistent, paginated
+        # listings sometimes do; a look-up by id or by name still finds them.
+        self.unlisted: set[int] = set()
 
     def mint_scope_token(self, scope: str, kind: str) -> tuple[str, float]:
         """A registration or remove token for runner scope `scope`, valid one hour."""
@@ -182,6 +185,11 @@ class GitHubState(GitHubInstallations):
                 for r in sorted(self.runner_records.values(), key=lambda r: r.id)
                 if scope is None or r.scope.lower() == scope.lower()
             ]
+
+    def leave_out_of_listings(self, runner_id: int) -> None:
+        """Make `GET .../actions/runners` without `name` leave runner `runner_id` out."""
+        with self.lock:
+            self.unlisted.add(runner_id)
 
     def runner_in_scope(self, scope: str, runner_id: int) -> RunnerRecord:
         """The runner `runner_id` of `scope`; ApiError 404 otherwise."""

@@ -56,6 +56,8 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "PARAMETER_GITHUB_APP_ID_NAME": Output("GitHubAppIdParameterName"),
     "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": Output("GitHubAppKeyParameterName"),
     "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": Output("GitHubAppWebhookSecretParameterName"),
+    "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME":
+        Output("GitHubAppWebhookSecretPreviousParameterName"),
     "GHES_URL": Param("GhesUrl"),
     "GHES_SSL_VERIFY": Param("GhesSslVerify"),
     "SCALE_DOWN_CONFIG": Param("IdleConfig"),

@@ -30,7 +30,7 @@ OUT = Path(__file__).resolve().parents[1] / "chalicelib" / "aws_models"
 
 # The operations each adapter calls; the test checks every one the code names is listed.
 OPERATIONS: dict[str, tuple[str, ...]] = {
-    "ec2": ("CreateFleet", "CreateTags", "DescribeImages", "DescribeInstances",
+    "ec2": ("CreateFleet", "CreateTags", "DeleteTags", "DescribeImages", "DescribeInstances",
             "TerminateInstances"),
     "ssm": ("DeleteParameters", "DescribeParameters", "GetParameter", "GetParameters",
             "PutParameter"),

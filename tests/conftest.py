@@ -3,6 +3,7 @@ functions' environment pointed at it."""
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -12,6 +13,12 @@ import pytest
 from chalicelib import wiring
 
 _real_connect = socket.socket.connect
+
+# The project's logger does not propagate (logs.configure: the Lambda runtime's root handler
+# would write every line twice). pytest attaches its capture handlers (caplog, the report's
+# captured log) to every non-propagating logger that exists when a test phase starts: created
+# here, before any test, the project's records reach `caplog` whether configure ran or not.
+logging.getLogger("ghr").propagate = False
 
 
 @pytest.fixture(autouse=True)

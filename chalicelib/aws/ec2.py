@@ -168,14 +168,15 @@ class Ec2:
         runner_type: RunnerType | None = None,
         states: Sequence[str] = tuple(sorted(LIVE_STATES)),
     ) -> list[Instance]:
-        """This environment's runner instances in `states`, optionally of one owner and type."""
+        """This environment's runner instances in `states`, optionally of one owner (compared
+        without case, as GitHub compares names) and type."""
         filters = [
             {"Name": f"tag:{TAG_APPLICATION}", "Values": [APPLICATION]},
             {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [environment]},
             {"Name": "instance-state-name", "Values": list(states)},
         ]
-        if owner is not None:
-            filters.append({"Name": f"tag:{TAG_OWNER}", "Values": [owner]})
+        # Not a tag filter for the owner: EC2 compares tag values with case, and `ACME` and
+        # `acme` are one owner, with one cap (a job's event may spell it either way).
         if runner_type is not None:
             filters.append({"Name": f"tag:{TAG_TYPE}", "Values": [runner_type]})
         instances: list[Instance] = []
@@ -188,11 +189,14 @@ class Ec2:
                     instances.extend(_instance(i) for i in reservation.get("Instances", []))
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "ec2 DescribeInstances") from error
+        if owner is not None:
+            instances = [i for i in instances if i.owner.lower() == owner.lower()]
         return instances
 
-    def instance_states(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        """The state of each of `instance_ids` in any environment; unknown ids are left out."""
-        states: dict[str, str] = {}
+    def instances_by_id(self, instance_ids: Sequence[str]) -> dict[str, Instance]:
+        """Each of `instance_ids` that EC2 knows, in any state and environment, with its tags;
+        unknown ids are left out."""
+        found: dict[str, Instance] = {}
         ids = list(dict.fromkeys(instance_ids))
         try:
             # A filter, not InstanceIds: an unknown id is then simply absent, not an error
@@ -203,10 +207,11 @@ class Ec2:
                 for page in pages:
                     for reservation in page.get("Reservations", []):
                         for item in reservation.get("Instances", []):
-                            states[str(item["InstanceId"])] = str(item["State"]["Name"])
+                            instance = _instance(item)
+                            found[instance.instance_id] = instance
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "ec2 DescribeInstances") from error
-        return states
+        return found
 
     def terminate(self, instance_ids: Sequence[str]) -> None:
         """Terminate `instance_ids` in one TerminateInstances call (none when empty)."""
@@ -217,6 +222,22 @@ class Ec2:
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "ec2 TerminateInstances") from error
         log.info("instances terminated", instance_ids=list(instance_ids))
+
+    def tag_instances(self, instance_ids: Sequence[str], key: str, value: str) -> None:
+        """Set tag `key=value` on every one of `instance_ids` in one CreateTags call."""
+        try:
+            self.client.create_tags(Resources=list(instance_ids),
+                                    Tags=[{"Key": key, "Value": value}])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 CreateTags") from error
+
+    def untag_instances(self, instance_ids: Sequence[str], key: str) -> None:
+        """Remove tag `key` (whatever its value) from `instance_ids` in one DeleteTags call."""
+        try:
+            # The key is named: DeleteTags without Tags would remove every tag.
+            self.client.delete_tags(Resources=list(instance_ids), Tags=[{"Key": key}])
+        except (ClientError, BotoCoreError) as error:
+            raise translate(error, "ec2 DeleteTags") from error
 
     def launch(self, request: FleetRequest) -> FleetResult:
         """Launch an instant fleet; capacity it could not launch comes back as `errors`.

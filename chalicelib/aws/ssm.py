@@ -41,8 +41,11 @@ def tier_for(value: str) -> str:
 class Ssm:
     """Parameter Store as the functions use it, over an injected boto3 SSM client."""
 
-    def __init__(self, client: Any) -> None:
+    def __init__(self, client: Any, token_key_id: str | None = None) -> None:
         self.client = client
+        # The KMS key of runner configurations (RUNNER_TOKEN_KMS_KEY_ID): the one the runner
+        # role may decrypt with. None leaves SSM's default key (aws/ssm).
+        self.token_key_id = token_key_id
 
     def put_runner_config(self, name: str, value: str,
                           tags: Mapping[str, str] | None = None) -> None:
@@ -53,6 +56,8 @@ class Ssm:
         already exists is overwritten without them.
         """
         base = {"Name": name, "Value": value, "Type": "SecureString", "Tier": tier_for(value)}
+        if self.token_key_id:
+            base["KeyId"] = self.token_key_id
         try:
             if tags:
                 try:

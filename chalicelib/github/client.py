@@ -224,6 +224,16 @@ class GitHubClient:
                                     {**path, "runner_id": runner_id}, accept=(404,))
         return None if response.status_code == 404 else _runner(response.json())
 
+    def find_runner(self, owner: str, runner_type: RunnerType, name: str,
+                    installation_id: int = 0) -> Runner | None:
+        """`owner`'s runner named exactly `name`, asked directly (the listing filtered by
+        `name`), or None when GitHub has none."""
+        prefix, path = _scope(owner, runner_type)
+        response = self._calls.call(owner, runner_type, installation_id, "GET",
+                                    prefix + "/actions/runners", path, query={"name": name})
+        found = [_runner(item) for item in response.json().get("runners") or []]
+        return next((runner for runner in found if runner.name == name), None)
+
     def delete_runner(self, owner: str, runner_type: RunnerType, runner_id: int,
                       installation_id: int = 0) -> DeleteOutcome:
         """Deregister runner `runner_id`: "deleted", "busy" (422, running a job) or "not_found"."""

@@ -11,7 +11,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
-from chalicelib.messages import MAX_LABEL_LENGTH, MAX_LABELS, JobMessage
+from chalicelib.messages import (
+    MAX_LABEL_LENGTH,
+    MAX_LABELS,
+    OWNER_NAME,
+    REPOSITORY_NAME,
+    JobMessage,
+    name_problem,
+)
 
 
 class PayloadError(ValueError):
@@ -79,6 +86,13 @@ def queued_job(payload: Mapping[str, Any]) -> JobMessage:
         missing.append("workflow_job.labels")
     if missing or job_id is None or name is None or login is None:
         raise PayloadError("missing fields: " + ", ".join(missing))
+    # Exactly the names scale-up accepts: what it would refuse is refused here, with a 400.
+    problems = [problem for problem in (
+        name_problem("repository.owner.login", login, OWNER_NAME),
+        name_problem("repository.name", name, REPOSITORY_NAME),
+    ) if problem is not None]
+    if problems:
+        raise PayloadError("; ".join(problems))
     # 0 tells scale-up to look the installation up (docs/REFERENCE.md §3).
     installation = _int(_object(payload.get("installation")).get("id")) or 0
     return JobMessage(

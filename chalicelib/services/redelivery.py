@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
+from chalicelib import metrics
 from chalicelib.errors import GhrError
 from chalicelib.github.deliveries import Delivery, WebhookDeliveries
 from chalicelib.logs import get_logger
@@ -88,3 +89,14 @@ def redeliver_failed_jobs(deliveries: WebhookDeliveries, now: datetime) -> Redel
     log.info("webhook redelivery", deliveries=len(recent), redelivered=asked,
              refused=len(plan.redeliver) - len(asked), given_up=len(plan.given_up))
     return replace(plan, redeliver=tuple(asked))
+
+
+def redelivery_step(deliveries: WebhookDeliveries, now: datetime) -> None:
+    """Scale-down's optional redelivery step: best effort, never a failed run."""
+    try:
+        plan = redeliver_failed_jobs(deliveries, now)
+    except GhrError as error:
+        log.error("webhook redelivery failed", error=str(error))
+        metrics.put("WebhookRedeliveryFailed", 1)
+        return
+    metrics.put("WebhooksRedelivered", len(plan.redeliver))

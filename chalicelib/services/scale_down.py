@@ -1,15 +1,22 @@
-"""The scale-down service: snapshot AWS and GitHub, plan, deregister, terminate, clean tokens.
+"""The scale-down service: snapshot AWS and GitHub, plan, mark, deregister, terminate, clean
+tokens.
 
 Order of a run, and why:
 1. One paginated DescribeInstances of this environment in every state: the live instances are
    decided on; the dead ones name owners whose ghost runners need deregistering.
-2. One paginated runner listing per owner. An owner whose listing fails is skipped whole: no
-   decision is made on GitHub state we do not know (FI-26); the other owners go on.
-3. The pure plan (`scale_down_plan`), logged once. Runner-less instances and runners of unknown
-   instances get a second look before the final plan (a second listing, an instance lookup).
-4. Each removal deregisters first; only "deleted" lets its instance be terminated. A 422 (the
-   runner took a job since the listing) or any failure keeps the instance (R-DOWN-02).
-5. All terminations in one TerminateInstances call; then stale token parameters are deleted.
+2. One paginated runner listing per owner (owners compare without case). An owner whose listing
+   fails is skipped whole: no decision is made on GitHub state we do not know (FI-26); the other
+   owners go on.
+3. The pure plan (`scale_down_plan`), logged once. Runners naming instances outside the listing
+   get a second look first: one DescribeInstances by id, and the state table's absence marks
+   when EC2 does not know some (`rules/ghosts.py`).
+4. Marks: instances first seen without a runner are tagged `ghr:orphan-suspected` (one
+   CreateTags), instances whose runner is listed again lose the tag, absences are recorded
+   (`services/scale_down_marks.py`).
+5. Each removal deregisters first; only "deleted" lets its instance be terminated. A 422 (the
+   runner took a job since the listing) or any failure keeps the instance (R-DOWN-02). An orphan
+   without a runner is terminated only when a direct look-up of its runner finds none.
+6. All terminations in one TerminateInstances call; then stale token parameters are deleted.
 
 Limitation: owners are learnt from instances (live, or dead but still described, about an hour)
 and `RUNNER_OWNER`. With no instance at all for an owner, its ghost runners are not seen.
@@ -25,26 +32,28 @@ from datetime import UTC, datetime
 from chalicelib import metrics
 from chalicelib.aws.ec2 import Ec2
 from chalicelib.aws.ssm import Ssm
+from chalicelib.aws.state import StateTable
 from chalicelib.errors import GhrError, RetryableError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.models import LIVE_STATES, Instance, Runner
+from chalicelib.rules.ghosts import GhostFacts
 from chalicelib.rules.scale_down import (
-    ABSENT,
     OwnerKey,
     Removal,
     ScaleDownPlan,
+    owner_key,
     plan_scale_down,
     plan_stale_tokens,
 )
+from chalicelib.services.scale_down_marks import AbsenceMarks, mark_orphans, unmark_orphans
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
 
 # Every state, so that one DescribeInstances also yields recently dead instances (ghosts' owners).
 ALL_STATES = ("pending", "running", "shutting-down", "stopping", "stopped", "terminated")
-# Kept free of deregistrations at the end of the run: TerminateInstances and the token clean-up
-# (a quarter of a short budget).
+# Kept free of deregistrations at the end of the run for TerminateInstances and the tokens.
 RESERVE_SECONDS = 10.0
 
 
@@ -61,6 +70,8 @@ class ScaleDownDeps:
     ec2: Ec2
     ssm: Ssm
     github: GitHubClient
+    # The absence marks of ghost candidates (`gone#<ENVIRONMENT>`).
+    state: StateTable
 
 
 @dataclass(frozen=True)
@@ -78,7 +89,7 @@ class ScaleDownReport:
 
     @property
     def ok(self) -> bool:
-        """False when a whole step failed: terminate, tokens, or GitHub for every owner."""
+        """False when a whole step failed: listings, orphan marks, terminate, tokens."""
         return not self.failed_steps
 
 
@@ -86,8 +97,10 @@ class _Run:
     """One scale-down run: its dependencies, deadline and what it has done so far."""
 
     def __init__(self, settings: Settings, github: GitHubClient, ec2: Ec2, ssm: Ssm,
-                 remaining_seconds: float, now: datetime) -> None:
+                 remaining_seconds: float, now: datetime,
+                 absence: AbsenceMarks | None = None) -> None:
         self.settings, self.github, self.ec2, self.ssm, self.now = settings, github, ec2, ssm, now
+        self.absence = absence
         reserve = min(RESERVE_SECONDS, remaining_seconds / 4)
         self.deadline = time.monotonic() + remaining_seconds - reserve
         self.owners_failed: list[str] = []
@@ -109,32 +122,38 @@ class _Run:
 
     def plan(self, instances: Sequence[Instance]) -> ScaleDownPlan:
         """Snapshot the owners' runners and plan; take the second look the plan asks for."""
-        owners = {(i.owner, i.runner_type) for i in instances if i.owner}
+        owners = {owner_key(i) for i in instances if i.owner}
         if self.settings.runner_owner:
-            owners.add((self.settings.runner_owner, "Org"))
+            owners.add((self.settings.runner_owner.lower(), "Org"))
         runners = self.list_runners(sorted(owners))
         if owners and not runners:
             self.failed_steps.append("github")
         plan = plan_scale_down(instances, runners, self.settings, self.now)
-        if not plan.needs_confirmation:
+        if not plan.unknown_instance_ids:
             return plan
-        again = self.list_runners(plan.suspect_owners)
-        merged = {key: _merge(value, again.get(key, [])) for key, value in runners.items()}
-        return plan_scale_down(instances, merged, self.settings, self.now,
-                               instance_states=self.lookup(plan.unknown_instance_ids),
-                               confirmed_owners=frozenset(again))
+        return plan_scale_down(instances, runners, self.settings, self.now,
+                               ghost_facts=self.ghost_facts(plan.unknown_instance_ids))
 
-    def lookup(self, instance_ids: Sequence[str]) -> dict[str, str]:
-        """States of instance ids outside this environment; `ABSENT` for ids EC2 does not know."""
-        if not instance_ids:
-            return {}
+    def ghost_facts(self, instance_ids: Sequence[str]) -> GhostFacts | None:
+        """The instances `instance_ids` in any environment, and the absence marks of those EC2
+        does not know; None when EC2 cannot say (no ghost of them this run)."""
         try:
-            states = self.ec2.instance_states(instance_ids)
+            found = self.ec2.instances_by_id(instance_ids)
         except GhrError as error:
-            # Unknown stays unknown: their runners are simply not treated as ghosts this run.
             log.warning("instance lookup failed", error=str(error), count=len(instance_ids))
-            return {}
-        return {instance_id: states.get(instance_id, ABSENT) for instance_id in instance_ids}
+            return None
+        absent = set(instance_ids) - set(found)
+        marks = (self.absence.read(self.now) if self.absence else None) if absent else {}
+        return GhostFacts(found, frozenset(instance_ids), marks)
+
+    def mark(self, plan: ScaleDownPlan) -> None:
+        """Write the plan's marks: suspected orphans, and absent instances."""
+        if not mark_orphans(self.ec2, plan.mark, self.now):
+            self.failed_steps.append("orphan marks")
+        unmark_orphans(self.ec2, plan.unmark)
+        if self.absence is not None:
+            self.absence.record(plan.mark_absent, self.now)
+            self.absence.forget(plan.clear_absent)
 
     def apply(self, plan: ScaleDownPlan) -> ScaleDownReport:
         """Deregister, then terminate what was deregistered (or had no runner) in one call."""
@@ -148,16 +167,16 @@ class _Run:
             if key in broken or time.monotonic() > self.deadline:
                 failed.append(_subject(removal))
                 continue
-            if removal.runner_id is None:
-                terminate.append(str(removal.instance_id))
-                continue
-            outcome = self.deregister(removal, removal.runner_id)
-            if outcome == "deleted":
-                deregistered.append(removal.runner_id)
+            runner_id = removal.runner_id
+            outcome = (self.confirm_orphan(removal) if runner_id is None
+                       else self.deregister(removal, runner_id))
+            if outcome in ("deleted", "absent"):
+                if runner_id is not None:
+                    deregistered.append(runner_id)
                 if removal.instance_id is not None:
                     terminate.append(removal.instance_id)
-            elif outcome == "busy":
-                kept_busy.append(removal.runner_id)
+            elif outcome == "busy" and runner_id is not None:
+                kept_busy.append(runner_id)
             elif outcome == "error":
                 # GitHub already spent its retries on this owner: leave its other removals to
                 # the next run instead of burning the invocation's time on them.
@@ -189,6 +208,28 @@ class _Run:
             log.info("runner already gone; instance kept for the next run",
                      runner_id=removal.runner_id, instance_id=removal.instance_id)
         return str(outcome)
+
+    def confirm_orphan(self, removal: Removal) -> str:
+        """Look the runner of a suspected orphan up directly, by its id tag or else by name:
+        "absent" only when GitHub answers there is none; "present" or "error" keep it."""
+        try:
+            if removal.lookup_runner_id is not None:
+                runner = self.github.get_runner(removal.owner, removal.runner_type,
+                                                removal.lookup_runner_id)
+            else:
+                runner = self.github.find_runner(removal.owner, removal.runner_type,
+                                                 str(removal.lookup_name))
+        except GhrError as error:
+            log.error("orphan's runner look-up failed; instance kept", owner=removal.owner,
+                      instance_id=removal.instance_id, error=str(error))
+            return "error"
+        if runner is not None:
+            # A listing left it out (GitHub's listings lag and shift): not an orphan.
+            log.info("suspected orphan has a runner; instance kept", owner=removal.owner,
+                     instance_id=removal.instance_id, runner_id=runner.id,
+                     busy=runner.busy, status=runner.status)
+            return "present"
+        return "absent"
 
     def terminate(self, instance_ids: list[str]) -> list[str]:
         """Terminate every instance of the run in one call; on failure, the next run retries."""
@@ -225,7 +266,8 @@ def run_scale_down(deps: ScaleDownDeps, remaining_seconds: float,
     """One scale-down run against the environment's AWS and GitHub (see the module docstring)."""
     settings, github = deps.settings, deps.github
     github.set_deadline(remaining_seconds)
-    run = _Run(settings, github, deps.ec2, deps.ssm, remaining_seconds, now or utcnow())
+    run = _Run(settings, github, deps.ec2, deps.ssm, remaining_seconds, now or utcnow(),
+               AbsenceMarks(deps.state, settings.environment))
     try:
         instances = run.ec2.runner_instances(settings.environment, states=ALL_STATES)
     except GhrError as error:
@@ -234,6 +276,7 @@ def run_scale_down(deps: ScaleDownDeps, remaining_seconds: float,
         raise RetryableError(f"scale-down snapshot failed: {error}") from error
     plan = run.plan(instances)
     log.info("scale-down plan", **plan.summary())
+    run.mark(plan)
     report = run.apply(plan)
     live = frozenset(i.instance_id for i in instances if i.state in LIVE_STATES)
     tokens = run.clean_tokens(live - frozenset(report.terminated))
@@ -244,35 +287,11 @@ def run_scale_down(deps: ScaleDownDeps, remaining_seconds: float,
              failed=len(report.failed), tokens_deleted=len(tokens),
              owners_failed=report.owners_failed, failed_steps=report.failed_steps)
     if settings.enable_webhook_redelivery:
-        _redeliver_failed_jobs(github, run.now)
+        from chalicelib.services.redelivery import redelivery_step
+
+        redelivery_step(github.webhook_deliveries(), run.now)
     github.log_summary()
     return report
-
-
-def _redeliver_failed_jobs(github: GitHubClient, now: datetime) -> None:
-    """The optional redelivery step (see webhook_redelivery): best effort, never a failed run."""
-    from chalicelib.services.redelivery import redeliver_failed_jobs
-
-    try:
-        plan = redeliver_failed_jobs(github.webhook_deliveries(), now)
-    except GhrError as error:
-        log.error("webhook redelivery failed", error=str(error))
-        metrics.put("WebhookRedeliveryFailed", 1)
-        return
-    metrics.put("WebhooksRedelivered", len(plan.redeliver))
-
-
-def _merge(first: Sequence[Runner], second: Sequence[Runner]) -> list[Runner]:
-    """Two listings as one, conservatively: seen in either, busy or online if either says so."""
-    merged: dict[int, Runner] = {r.id: r for r in first}
-    for runner in second:
-        seen = merged.get(runner.id)
-        if seen is None:
-            merged[runner.id] = runner
-        else:
-            online = "online" if "online" in (seen.status, runner.status) else runner.status
-            merged[runner.id] = replace(runner, busy=seen.busy or runner.busy, status=online)
-    return list(merged.values())
 
 
 def _subject(removal: Removal) -> int | str:

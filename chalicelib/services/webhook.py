@@ -17,6 +17,7 @@ from typing import Any
 
 from chalicelib import logs, metrics
 from chalicelib.aws.sqs import BuildQueue
+from chalicelib.aws.state import StateTable
 from chalicelib.errors import ConfigError, PermanentError, RetryableError
 from chalicelib.messages import JobMessage
 from chalicelib.rules import signature as webhook_signature
@@ -28,6 +29,7 @@ from chalicelib.rules.webhook_payload import (
     repository_allowed,
 )
 from chalicelib.services import job_metrics
+from chalicelib.services.delivery_record import already_enqueued, record_enqueued
 from chalicelib.services.webhook_secret import WebhookSecrets
 from chalicelib.settings import Settings
 
@@ -53,6 +55,8 @@ class WebhookDeps:
     settings: Settings
     secrets: WebhookSecrets
     queue: BuildQueue
+    # Deliveries enqueued (REFERENCE.md §7); quick calls, like the queue's.
+    state: StateTable
 
 
 @dataclass(frozen=True)
@@ -190,13 +194,19 @@ def _accept(deps: WebhookDeps, delivery: _Delivery, job: JobMessage,
     if not labels_match(labels, settings.default_labels):
         return _answer(202, "not_accepted", "not accepted", started,
                        reason=f"no runner matches labels {list(labels)}", **fields)
+    delivery_id = delivery.delivery_id
+    if delivery_id and already_enqueued(deps.state, delivery_id, time.time()):
+        return _answer(200, "duplicate", "duplicate", started,
+                       reason=f"delivery {delivery_id} already enqueued", **fields)
     try:
-        message_id = deps.queue.send(job, delivery.delivery_id)
+        message_id = deps.queue.send(job, delivery_id)
     except RetryableError as error:
         return _answer(503, "enqueue_failed", "could not enqueue", started, error=str(error),
                        **fields)
     except PermanentError as error:
         return _answer(500, "enqueue_failed", "could not enqueue", started, error=str(error),
                        **fields)
+    if delivery_id:
+        record_enqueued(deps.state, delivery_id, message_id, time.time())
     return _answer(201, "accepted", "accepted", started, message_id=message_id,
                    response={"jobId": job.id}, **fields)

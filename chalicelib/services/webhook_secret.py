@@ -1,9 +1,11 @@
 """The webhook secret, read from an SSM SecureString and cached per container.
 
-The parameter may hold several secrets separated by commas: while a secret is rotated, GitHub
-may sign with either, and a delivery is authentic when any one matches. The cache expires, so a
-warm container sees a rotation within minutes; a signature mismatch may also re-read it early,
-at most once a minute, so a forged delivery cannot turn into an SSM call per request.
+The parameter holds one secret, exactly as stored: no splitting, no trimming (a comma or a space
+is part of the secret). While the secret is rotated, the previous one may sit in a second,
+optional parameter (`PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME`); a delivery signed with
+either is authentic. The cache expires, so a warm container sees a rotation within minutes; a
+signature mismatch may also re-read it early, at most once a minute, so a forged delivery cannot
+turn into an SSM call per request.
 """
 
 from __future__ import annotations
@@ -16,32 +18,34 @@ from chalicelib.errors import ConfigError, PermanentError
 
 TTL_SECONDS = 300.0
 MIN_REFRESH_SECONDS = 60.0
-
-
-def split_secrets(value: str) -> tuple[str, ...]:
-    """The secrets listed in a parameter value: comma-separated, blanks dropped."""
-    return tuple(part.strip() for part in value.split(",") if part.strip())
+# GitHub signs with whatever it is given; a short secret is guessable offline from any one
+# signed delivery. GitHub's own advice is a long random string (docs/DEPLOY.md: 32 bytes hex).
+MIN_SECRET_LENGTH = 16
 
 
 class WebhookSecrets:
-    """Reads the webhook secret parameter through the SSM adapter and caches it."""
+    """Reads the webhook secret parameter (and the previous one) through the SSM adapter and
+    caches them."""
 
     def __init__(self, ssm: Ssm, parameter_name: str,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 previous_name: str | None = None) -> None:
         self._ssm = ssm
         self._name = parameter_name
+        self._previous = previous_name
         self._clock = clock
         self._secrets: tuple[str, ...] = ()
         self._read_at: float | None = None
 
     def get(self) -> tuple[str, ...]:
-        """The current secrets, read from SSM when not cached or older than the TTL."""
+        """The current secret (then the previous one, if any), read from SSM when not cached or
+        older than the TTL."""
         if self._read_at is None or self._clock() - self._read_at >= TTL_SECONDS:
             self._read()
         return self._secrets
 
     def refresh(self) -> bool:
-        """Re-read the parameter unless it was read under a minute ago; True when re-read."""
+        """Re-read the parameters unless they were read under a minute ago; True when re-read."""
         if self._read_at is not None and self._clock() - self._read_at < MIN_REFRESH_SECONDS:
             return False
         self._read()
@@ -51,13 +55,20 @@ class WebhookSecrets:
         # The errors name the parameter and the AWS error code, never a value. A read that may
         # pass stays a RetryableError (the webhook answers 503 and GitHub's delivery fails).
         try:
-            value = self._ssm.get_string(self._name)
+            if self._previous:
+                # One GetParameters for both; a missing previous one is simply left out.
+                values = self._ssm.get_strings([self._name, self._previous])
+            else:
+                current = self._ssm.get_string(self._name)
+                values = {self._name: current} if current is not None else {}
         except PermanentError as error:
             raise ConfigError(f"webhook secret: {error}") from error
-        if value is None:
+        if self._name not in values:
             raise ConfigError(f"webhook secret parameter {self._name}: ParameterNotFound")
-        secrets = split_secrets(value)
-        if not secrets:
-            raise ConfigError(f"webhook secret parameter {self._name}: empty")
-        self._secrets = secrets
+        names = [self._name] + [n for n in (self._previous,) if n and n in values]
+        for name in names:
+            if len(values[name]) < MIN_SECRET_LENGTH:
+                raise ConfigError(f"webhook secret parameter {name}: shorter than "
+                                  f"{MIN_SECRET_LENGTH} characters")
+        self._secrets = tuple(values[name] for name in names)
         self._read_at = self._clock()

@@ -142,3 +142,39 @@ def test_tag_adds_a_tag_to_one_instance(stack: Any, ec2: Ec2) -> None:
 
     [instance] = ec2.runner_instances("devstack")
     assert instance.tag("ghr:github_runner_id") == "42"
+
+
+def test_runner_instances_of_an_owner_ignore_the_case_of_its_tag(stack: Any, ec2: Ec2) -> None:
+    upper = ec2.launch(request(stack, count=1, tags=owner_tags("ACME"))).instance_ids
+    lower = ec2.launch(request(stack, count=1, tags=owner_tags("acme"))).instance_ids
+
+    found = {i.instance_id for i in ec2.runner_instances("devstack", "Acme", "Org")}
+
+    assert found == {*upper, *lower}
+
+
+def test_instances_by_id_in_any_environment_leave_unknown_ids_out(stack: Any, ec2: Ec2) -> None:
+    [mine] = ec2.launch(request(stack, count=1)).instance_ids
+    [other] = ec2.launch(request(stack, count=1, tags=owner_tags("acme", environment="x"))
+                         ).instance_ids
+    ec2.terminate([other])
+
+    found = ec2.instances_by_id([mine, other, "i-0123456789abcdef0"])
+
+    assert set(found) == {mine, other}
+    assert found[other].state in ("shutting-down", "terminated")
+    assert found[other].tag("ghr:environment") == "x"
+
+
+def test_tag_and_untag_instances_in_one_call_each(stack: Any, ec2: Ec2) -> None:
+    ids = ec2.launch(request(stack, count=2)).instance_ids
+
+    ec2.tag_instances(ids, "ghr:orphan-suspected", "2026-01-05T12:00:00Z")
+    tagged = {i.tag("ghr:orphan-suspected") for i in ec2.runner_instances("devstack")}
+    ec2.untag_instances(ids, "ghr:orphan-suspected")
+
+    assert tagged == {"2026-01-05T12:00:00Z"}
+    assert {i.tag("ghr:orphan-suspected") for i in ec2.runner_instances("devstack")} == {None}
+    assert all(i.tag("ghr:Owner") == "acme" for i in ec2.runner_instances("devstack"))
+    assert stack.aws_faults.count("ec2", "CreateTags") == 1
+    assert stack.aws_faults.count("ec2", "DeleteTags") == 1

@@ -323,6 +323,24 @@ def test_get_runner_when_unknown_then_none(stack: Any, client: GitHubClient) -> 
     assert client.get_runner(ORG, "Org", 987654) is None
 
 
+def test_find_runner_asks_for_the_name_and_matches_it_exactly(
+        stack: Any, clock: ManualClock) -> None:
+    session = RecordingSession()
+    client = make_client(stack, clock, session=session)
+    stack.github.add_installation(ORG)
+    runner = stack.github.create_runner(ORG, "i-0abc", [], 1, ephemeral=False, jit=False)
+    stack.github.create_runner(ORG, "i-0abcd", [], 1, ephemeral=False, jit=False)
+    stack.github.leave_out_of_listings(runner.id)  # a listing may; a look-up by name does not
+
+    found = client.find_runner(ORG, "Org", "i-0abc")
+
+    assert found is not None and found.id == runner.id
+    assert client.find_runner(ORG, "Org", "i-0fff") is None
+    assert client.list_runners(ORG, "Org")[0].name == "i-0abcd"
+    assert [call["params"] for call in session.calls if call["url"].endswith("/runners")] == [
+        {"name": "i-0abc"}, {"name": "i-0fff"}, {"per_page": 100, "page": 1}]
+
+
 def test_delete_runner_outcomes_deleted_busy_not_found(stack: Any, client: GitHubClient) -> None:
     stack.github.add_installation(ORG)
     idle = stack.github.create_runner(ORG, "idle", [], 1, ephemeral=False, jit=False)

@@ -29,36 +29,56 @@ def put_secret(stack: Any, value: str) -> None:
                                     Type="SecureString", Overwrite=True)
 
 
-def secrets_of(stack: Any, clock: Clock) -> WebhookSecrets:
+def secrets_of(stack: Any, clock: Clock, previous: str | None = None) -> WebhookSecrets:
     return WebhookSecrets(Ssm(stack.boto("ssm")), stack.deployment.webhook_secret_parameter,
-                          clock)
+                          clock, previous_name=previous)
 
 
-def test_secret_is_decrypted_and_split_on_commas(stack: Any) -> None:
-    put_secret(stack, " new , old ,")
-    assert secrets_of(stack, Clock()).get() == ("new", "old")
+def test_secret_is_decrypted_and_taken_exactly_as_stored(stack: Any) -> None:
+    put_secret(stack, " new-secret-value , old-secret-value ,")
+    assert secrets_of(stack, Clock()).get() == (" new-secret-value , old-secret-value ,",)
+
+
+def test_previous_secret_is_read_in_the_same_call(stack: Any) -> None:
+    previous = stack.deployment.webhook_secret_parameter + "_previous"
+    stack.boto("ssm").put_parameter(Name=previous, Value="the-previous-secret",
+                                    Type="SecureString")
+    put_secret(stack, "the-current-secret")
+    stack.aws_faults.reset()
+    assert secrets_of(stack, Clock(), previous).get() == ("the-current-secret",
+                                                          "the-previous-secret")
+    assert stack.aws_faults.count("ssm") == 1
+
+
+def test_missing_current_secret_is_a_config_error_even_with_a_previous_one(stack: Any) -> None:
+    previous = stack.deployment.webhook_secret_parameter + "_previous"
+    stack.boto("ssm").put_parameter(Name=previous, Value="the-previous-secret",
+                                    Type="SecureString")
+    stack.boto("ssm").delete_parameter(Name=stack.deployment.webhook_secret_parameter)
+    with pytest.raises(ConfigError, match="ParameterNotFound"):
+        secrets_of(stack, Clock(), previous).get()
 
 
 def test_secret_is_cached_until_the_ttl_passes(stack: Any) -> None:
     clock = Clock()
     secrets = secrets_of(stack, clock)
     first = secrets.get()
-    put_secret(stack, "rotated")
+    put_secret(stack, "the-rotated-secret")
     clock.now += TTL_SECONDS - 1
     assert secrets.get() == first
     clock.now += 1
-    assert secrets.get() == ("rotated",)
+    assert secrets.get() == ("the-rotated-secret",)
 
 
 def test_secret_refresh_is_limited_to_once_a_minute(stack: Any) -> None:
     clock = Clock()
     secrets = secrets_of(stack, clock)
     secrets.get()
-    put_secret(stack, "rotated")
+    put_secret(stack, "the-rotated-secret")
     assert secrets.refresh() is False
     clock.now += MIN_REFRESH_SECONDS
     assert secrets.refresh() is True
-    assert secrets.get() == ("rotated",)
+    assert secrets.get() == ("the-rotated-secret",)
 
 
 def test_missing_secret_parameter_is_a_config_error_naming_it(stack: Any) -> None:
@@ -68,10 +88,13 @@ def test_missing_secret_parameter_is_a_config_error_naming_it(stack: Any) -> Non
     assert stack.deployment.webhook_secret_parameter in str(raised.value)
 
 
-def test_empty_secret_parameter_is_a_config_error_without_its_value(stack: Any) -> None:
-    put_secret(stack, " , ")
-    with pytest.raises(ConfigError, match="empty"):
+@pytest.mark.parametrize("value", [" , ", "fifteen-chars-x", " " * 15])
+def test_secret_shorter_than_16_characters_is_a_config_error_without_its_value(
+        stack: Any, value: str) -> None:
+    put_secret(stack, value)
+    with pytest.raises(ConfigError, match="shorter than 16 characters") as raised:
         secrets_of(stack, Clock()).get()
+    assert value.strip() not in str(raised.value) or not value.strip()
 
 
 def test_throttled_secret_read_is_retryable(stack: Any) -> None:

@@ -15,6 +15,7 @@ from interleaving_support import (
     Dropped,
     Scheduler,
     World,
+    Yielding,
     check_messages,
     dropped,
     existing_runners,
@@ -54,8 +55,9 @@ def test_no_busy_runner_loses_its_instance_whatever_scale_down_and_scale_up_inte
     results = scheduler.run({
         "up-a": lambda: handle_batch(batch["up-a"], ScaleUpDeps(
             **world.adapters(scheduler, "scale_up"), capacity=world.capacity(scheduler)), 60.0),
-        "down": lambda: run_scale_down(ScaleDownDeps(**world.adapters(scheduler, "scale_down")),
-                                       60.0, now=later),
+        "down": lambda: run_scale_down(ScaleDownDeps(
+            **world.adapters(scheduler, "scale_down"),
+            state=Yielding(world.table, scheduler)), 60.0, now=later),  # type: ignore[arg-type]
     })
 
     assert world.violations == []

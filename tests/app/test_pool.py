@@ -104,6 +104,18 @@ def test_pool_ignores_other_owners_instances(stack: Any, pool_env: dict[str, str
     assert len(pool_instances(stack)) == 2
 
 
+def test_pool_counts_the_owners_instances_whatever_the_case_of_their_tag(
+        stack: Any, pool_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    # GitHub names ignore case: a job of `ACME` launched these for the pool's owner `acme`.
+    monkeypatch.setenv("RUNNERS_MAXIMUM_COUNT", "2")
+    for instance in launch(stack, owner="ACME", count=2):
+        register(stack, instance, busy=True)
+
+    invoke_adjust_pool(2)
+
+    assert pool_instances(stack) == []
+
+
 @pytest.mark.parametrize("event_size", [None, -1, "2"])
 def test_pool_bad_event_fails_without_launching(stack: Any, pool_env: dict[str, str],
                                                 event_size: Any) -> None:

@@ -184,6 +184,25 @@ def test_webhook_when_labels_exceed_limits_or_are_not_strings_then_400(
     assert webhook.queued() == []
 
 
+@pytest.mark.parametrize(("field", "value", "reason"), [
+    ("owner", "acme corp", "repository.owner.login: expected a GitHub name, got 'acme corp'"),
+    ("name", "app\n", "repository.name: expected a GitHub name, got 'app\\n'"),
+])
+def test_webhook_when_a_name_is_not_one_scale_up_accepts_then_400_naming_it(
+        webhook: Webhook, monkeypatch: pytest.MonkeyPatch, field: str, value: str,
+        reason: str) -> None:
+    monkeypatch.setenv("RUNNER_LABELS", "k8s")
+    event = payload(SELF_HOSTED)
+    if field == "owner":
+        event["repository"]["owner"]["login"] = value
+    else:
+        event["repository"]["name"] = value
+    response = webhook.post(json.dumps(event).encode())
+    assert response.status_code == 400
+    assert body_of(response)["reason"] == reason
+    assert webhook.queued() == []
+
+
 def test_webhook_when_enqueue_fails_then_503_and_nothing_enqueued(
         webhook: Webhook, stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RUNNER_LABELS", "k8s")

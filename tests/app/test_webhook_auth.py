@@ -97,16 +97,60 @@ def test_webhook_when_signature_is_malformed_then_401_never_500(webhook: Webhook
     assert webhook.queued() == []
 
 
-def test_webhook_when_secrets_are_rotated_then_either_is_accepted(webhook: Webhook,
-                                                                 stack: Any) -> None:
+def put_secret(stack: Any, name: str, value: str) -> None:
+    stack.boto("ssm").put_parameter(Name=name, Value=value, Type="SecureString", Overwrite=True)
+
+
+def test_webhook_secret_with_commas_and_spaces_is_one_secret_taken_exactly(
+        webhook: Webhook, stack: Any) -> None:
+    secret = " first-part-of-it, second-part-of-it "
+    put_secret(stack, stack.deployment.webhook_secret_parameter, secret)
+    assert webhook.post(payload_bytes(QUEUED), secret=secret).status_code == 201
+    for piece in ("first-part-of-it", " second-part-of-it ", secret.strip()):
+        assert webhook.post(payload_bytes(QUEUED), secret=piece).status_code == 401
+    assert len(webhook.queued()) == 1
+
+
+def test_webhook_when_secret_is_rotated_then_current_and_previous_are_accepted(
+        webhook: Webhook, stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    previous_name = stack.deployment.webhook_secret_parameter + "_previous"
     old = webhook.secret
-    stack.boto("ssm").put_parameter(Name=stack.deployment.webhook_secret_parameter,
-                                    Value=f"new-secret-value, {old}", Type="SecureString",
-                                    Overwrite=True)
+    put_secret(stack, previous_name, old)
+    put_secret(stack, stack.deployment.webhook_secret_parameter, "the-new-secret-value")
+    monkeypatch.setenv("PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME", previous_name)
+    stack.aws_faults.reset()
+
     assert webhook.post(payload_bytes(QUEUED), secret=old).status_code == 201
-    assert webhook.post(payload_bytes(QUEUED), secret="new-secret-value").status_code == 201
-    assert webhook.post(payload_bytes(QUEUED), secret="third-secret").status_code == 401
+    assert webhook.post(payload_bytes(QUEUED), secret="the-new-secret-value").status_code == 201
+    assert webhook.post(payload_bytes(QUEUED), secret="a-third-secret-value").status_code == 401
     assert len(webhook.queued()) == 2
+    # Both parameters in one call; the mismatch does not re-read them within the minute.
+    assert stack.aws_faults.count("ssm", "GetParameters") == 1
+    assert stack.aws_faults.count("ssm", "GetParameter") == 0
+
+
+def test_webhook_when_previous_secret_parameter_is_gone_then_current_alone_is_accepted(
+        webhook: Webhook, stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME",
+                       stack.deployment.webhook_secret_parameter + "_previous")
+    assert webhook.post_fixture(QUEUED).status_code == 201
+
+
+@pytest.mark.parametrize("previous", [False, True])
+def test_webhook_when_a_secret_is_shorter_than_16_characters_then_500_without_its_value(
+        webhook: Webhook, stack: Any, monkeypatch: pytest.MonkeyPatch, log_lines: list[str],
+        previous: bool) -> None:
+    name = stack.deployment.webhook_secret_parameter
+    if previous:
+        name += "_previous"
+        monkeypatch.setenv("PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME", name)
+    put_secret(stack, name, "fifteen-chars-x")
+    response = webhook.post(payload_bytes(QUEUED), secret="fifteen-chars-x")
+    assert response.status_code == 500
+    text = "\n".join(log_lines)
+    assert name in text and "16" in text
+    assert "fifteen-chars-x" not in text
+    assert webhook.queued() == []
 
 
 def test_webhook_reads_secret_once_per_container(webhook: Webhook, stack: Any) -> None:

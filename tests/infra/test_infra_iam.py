@@ -201,3 +201,18 @@ def test_no_write_action_is_allowed_on_every_resource(stack_template: dict[str, 
                 writes = [a for a in actions
                           if not a.split(":")[1].startswith(reads) and a not in resourceless]
                 assert writes == [], f"{name}/{statement['Sid']}"
+
+
+def test_the_webhook_reads_the_current_and_the_previous_secret_in_one_call(
+        stack_template: dict[str, Any]) -> None:
+    # REFERENCE.md §2: PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME, read with the current
+    # secret by one GetParameters while a rotation is under way.
+    for name in ("github_app_webhook_secret", "github_app_webhook_secret_previous"):
+        arn = f"{PARAMETER}/github-action-runners/dev/app/{name}"
+        for action in ("ssm:GetParameter", "ssm:GetParameters"):
+            assert any(covers(s, action, arn) for s in allows(stack_template, "WebhookRole",
+                                                              action)), (action, name)
+        assert denied(stack_template, "RunnerRole", "ssm:GetParameters", arn) == ["DenyGitHubApp"]
+    key = f"{PARAMETER}/github-action-runners/dev/app/github_app_key_base64"
+    assert not any(covers(s, "ssm:GetParameters", key)
+                   for s in allows(stack_template, "WebhookRole", "ssm:GetParameters"))

@@ -47,6 +47,48 @@ def test_configure_twice_installs_one_handler() -> None:
     logs.configure("INFO")
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+def test_configure_writes_each_line_once_when_the_root_logger_has_a_handler(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Lambda's runtime and `chalice local` both put a handler on the root logger.
+    runtime = _Records()
+    logging.root.addHandler(runtime)
+    monkeypatch.setattr(logging.getLogger("ghr"), "propagate", True)  # as before configure
+    try:
+        logs.configure("INFO")
+        logs.get_logger("chalicelib.services.scale_down").info("scale-down done")
+    finally:
+        logging.root.removeHandler(runtime)
+    assert [r.getMessage() for r in runtime.records] == []
+    assert len(capsys.readouterr().out.splitlines()) == 1
+
+
+def test_configure_pins_the_libraries_that_print_secrets_to_warning_at_any_root_level() -> None:
+    names = ("botocore", "botocore.parsers", "boto3", "urllib3.connectionpool", "s3transfer",
+             "requests")
+    saved = {name: logging.getLogger(name).level for name in (*names, "")}
+    try:
+        for name in (*names, ""):
+            logging.getLogger(name).setLevel(logging.DEBUG)  # "" is the root logger
+        logs.configure("DEBUG")
+        effective = {name: logging.getLogger(name).getEffectiveLevel() for name in names}
+        assert effective == dict.fromkeys(names, logging.WARNING)
+        assert logging.getLogger("ghr").getEffectiveLevel() == logging.DEBUG
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+        logs.configure("INFO")
+
+
 def test_metrics_flush_prints_emf_and_forgets(capsys: pytest.CaptureFixture[str]) -> None:
     metrics.flush()
     capsys.readouterr()

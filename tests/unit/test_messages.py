@@ -94,6 +94,12 @@ def test_parse_body_when_owner_holds_characters_github_never_allows_then_rejecte
     assert problems[0].startswith("repositoryOwner: expected a GitHub name")
 
 
+def test_parse_body_when_a_name_ends_in_a_newline_then_rejected() -> None:
+    # A regular expression's `$` matches before a final newline; names are matched whole.
+    assert problems_of(body(repositoryOwner="acme\n"))[0].startswith("repositoryOwner:")
+    assert problems_of(body(repositoryName="app\n"))[0].startswith("repositoryName:")
+
+
 def test_parse_body_when_too_many_or_too_long_labels_then_rejected() -> None:
     assert problems_of(body(labels=["x"] * (MAX_LABELS + 1)))[0].startswith("labels: at most")
     assert problems_of(body(labels=["x" * 1000]))[0].startswith("labels: each label")

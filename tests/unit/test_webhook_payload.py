@@ -6,8 +6,10 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from chalicelib.messages import JobMessage
+from chalicelib.messages import JobMessage, parse_body
 from chalicelib.rules.webhook_payload import (
     MAX_LABEL_LENGTH,
     MAX_LABELS,
@@ -58,6 +60,40 @@ def test_queued_job_names_every_missing_field_at_once() -> None:
         queued_job({"workflow_job": {}, "repository": {}})
     assert str(raised.value) == ("missing fields: workflow_job.id, repository.name, "
                                  "repository.owner.login, workflow_job.labels")
+
+
+@pytest.mark.parametrize(("owner", "name", "field"), [
+    ("acme corp", "app", "repository.owner.login"),
+    ("-acme", "app", "repository.owner.login"),
+    ("acme/evil", "app", "repository.owner.login"),
+    ("a" * 101, "app", "repository.owner.login"),
+    ("acme", "app name", "repository.name"),
+    ("acme", "../app", "repository.name"),
+    ("acme", "x" * 101, "repository.name"),
+])
+def test_queued_job_refuses_names_the_build_queue_would_refuse(owner: str, name: str,
+                                                               field: str) -> None:
+    payload = make_payload()
+    payload["repository"] = {"name": name, "owner": {"login": owner}}
+    with pytest.raises(PayloadError, match=f"{field}: expected a GitHub name"):
+        queued_job(payload)
+
+
+NAME_CHARACTERS = st.text(st.sampled_from("aZ09._-/ $é\n"), min_size=0, max_size=102)
+
+
+@given(owner=NAME_CHARACTERS, name=NAME_CHARACTERS)
+def test_webhook_and_scale_up_accept_exactly_the_same_names(owner: str, name: str) -> None:
+    payload = make_payload()
+    payload["repository"] = {"name": name, "owner": {"login": owner}}
+    body = json.dumps({"id": 7, "eventType": "workflow_job", "repositoryName": name,
+                       "repositoryOwner": owner, "installationId": 0})
+    try:
+        queued_job(payload)
+        webhook_accepts = True
+    except PayloadError:
+        webhook_accepts = False
+    assert webhook_accepts == isinstance(parse_body("m-1", body), JobMessage)
 
 
 def test_queued_job_accepts_labels_at_the_limits() -> None:
