@@ -106,7 +106,8 @@ class Session:
         """The fake's installations, jobs and runners, as plain values."""
         fake = self.stack.github
         with fake.lock:
-            owners = sorted(record.owner for record in fake.installations.values())
+            owners = sorted(record.owner for record in fake.installations.values()
+                            if record.app_id == fake.app_id)
         return {
             "installations": owners,
             "jobs": [{"id": j.id, "repository": j.full_repo, "labels": j.labels,
