@@ -74,6 +74,15 @@ WORKLOADS = (
         targets=(Target("wall_s", "<", 60),),
     ),
     Workload(
+        "burst_two_apps", "Scale-up: 1000-job burst with 2 GitHub Apps",
+        _lazy("bench.apps", "bench_burst_two_apps"), runs=1,
+        targets=(Target("app_share_spread", "<=", 0.02),),
+        about="The same 1000 jobs (reuse runners, queued check on, no cap, one org) with one "
+              "App, then with two installed on the org (REFERENCE §10): the calls each App "
+              "made, how far their shares are apart (a fraction of all calls), and the calls "
+              "per runner of both runs, which choosing an App must not raise.",
+    ),
+    Workload(
         "scale_down_200", "Scale-down over 200 runners (50 idle, 150 busy)",
         _lazy("bench.scale_down", "bench_scale_down_200"), runs=3,
         targets=(Target("github_calls", "<=", 55), Target("aws_calls", "<=", 4)),

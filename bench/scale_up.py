@@ -47,8 +47,9 @@ def _client() -> Any:
     return chalice.test.Client(app, stage_name="devstack")
 
 
-def _burst(orgs: list[str], n: int, **env: str) -> Figures:
-    """Queue `n` jobs spread over `orgs`, drain the queue through scale_up, count the calls."""
+def _burst(orgs: list[str], n: int, apps: int = 1, **env: str) -> Figures:
+    """Queue `n` jobs spread over `orgs`, drain the queue through scale_up, count the calls;
+    with `apps` GitHub Apps installed on every org (REFERENCE §10), warmed as the first one."""
     stack = shared_devstack()
     stack.reset()
     stack.deploy()
@@ -59,6 +60,8 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
     env = {"SUBNET_IDS": subnet, **env}
     fake = stack.github
     installations = {org: fake.add_installation(org) for org in orgs}
+    for _ in range(apps - 1):
+        stack.add_app(*orgs)
     bodies = []
     for index in range(n):
         org = orgs[index % len(orgs)]
@@ -80,6 +83,10 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
         github = wiring.github("scale_up")
         for org in orgs:
             github.installation_token(org, "Org", installations[org])
+            # With several Apps, an earlier invocation's calls went to each in turn (an App
+            # not seen yet counts as full): its installation lookup and token are cached too.
+            for _ in range(apps if apps > 1 else 0):
+                github.list_runners(org, "Org")
         cold_github, cold_aws = len(fake.requests), stack.aws_faults.count()
         stack.aws_faults.reset()
         fake.clear_log()
@@ -120,6 +127,7 @@ def _burst(orgs: list[str], n: int, **env: str) -> Figures:
         "cold_extra_aws_calls": cold_aws,
         "problems_logged": _problems(logged.getvalue()),
         "github_calls_by_route": ", ".join(f"{r}={c}" for r, c in sorted(routes.items())),
+        "_github_calls_by_app": json.dumps(Counter(str(r.app_id) for r in requests)),
         "aws_calls_by_action": ", ".join(f"{a}={c}" for (_, a), c in sorted(aws.items())),
         "_requests": json.dumps([[r.method, r.route, r.status, r.time] for r in requests]),
     }

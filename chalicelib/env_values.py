@@ -72,6 +72,16 @@ def comma_list_value(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
+def parameter_list_value(text: str) -> tuple[str, ...]:
+    """SSM parameter names separated by `,`, or by `:` as the reference module writes them when
+    none is an ARN (an ARN holds colons of its own)."""
+    separator = "," if "," in text or "arn:" in text else ":"
+    names = tuple(item.strip() for item in text.split(separator))
+    if not all(names):
+        raise ValueError(f"an empty parameter name in {text!r}")
+    return names
+
+
 def json_string_list_value(text: str) -> tuple[str, ...]:
     value = json_value(text)
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):

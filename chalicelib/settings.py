@@ -21,6 +21,7 @@ from chalicelib.env_values import (
     json_value,
     minutes_value,
     namespace_value,
+    parameter_list_value,
     url_value,
 )
 from chalicelib.errors import ConfigError
@@ -81,8 +82,9 @@ class Settings:
     runner_token_kms_key_id: str | None = None
     ssm_token_path: str = ""
     ssm_config_path: str = ""
-    parameter_github_app_id_name: str = ""
-    parameter_github_app_key_base64_name: str = ""
+    # One name per GitHub App, the webhook's App first (docs/REFERENCE.md §10).
+    parameter_github_app_id_name: tuple[str, ...] = ()
+    parameter_github_app_key_base64_name: tuple[str, ...] = ()
     parameter_github_app_webhook_secret_name: str = ""
     # The secret being rotated out, accepted while this names a parameter that exists.
     parameter_github_app_webhook_secret_previous_name: str | None = None
@@ -230,11 +232,17 @@ def _github(r: EnvReader) -> dict[str, Any]:
     ghes_url = r.raw("GHES_URL")
     if ghes_url is not None and not ghes_url.startswith(("https://", "http://")):
         r.problems.append(f"GHES_URL: expected an http:// or https:// URL, got {ghes_url!r}")
+    ids = r.get("PARAMETER_GITHUB_APP_ID_NAME", (), parameter_list_value)
+    keys = r.get("PARAMETER_GITHUB_APP_KEY_BASE64_NAME", (), parameter_list_value)
+    if ids and keys and len(ids) != len(keys):
+        r.problems.append(
+            "PARAMETER_GITHUB_APP_ID_NAME and PARAMETER_GITHUB_APP_KEY_BASE64_NAME: one key "
+            f"parameter per App id parameter, got {len(ids)} ids and {len(keys)} keys")
     return {
         "ghes_url": ghes_url.rstrip("/") if ghes_url else None,
         "ghes_ssl_verify": r.get("GHES_SSL_VERIFY", True, bool_value),
-        "parameter_github_app_id_name": r.text("PARAMETER_GITHUB_APP_ID_NAME"),
-        "parameter_github_app_key_base64_name": r.text("PARAMETER_GITHUB_APP_KEY_BASE64_NAME"),
+        "parameter_github_app_id_name": ids,
+        "parameter_github_app_key_base64_name": keys,
         "parameter_github_app_webhook_secret_name": r.text(
             "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME"
         ),

@@ -142,8 +142,8 @@ def github_config(values: Settings, function: FunctionName) -> GitHubConfig:
     from chalicelib.rules.permissions import token_permissions
 
     return GitHubConfig(
-        app_id_parameter=values.parameter_github_app_id_name,
-        app_key_parameter=values.parameter_github_app_key_base64_name,
+        app_id_parameters=values.parameter_github_app_id_name,
+        app_key_parameters=values.parameter_github_app_key_base64_name,
         ghes_url=values.ghes_url, ssl_verify=values.ghes_ssl_verify,
         runner_group_cache_path=f"{values.ssm_config_path}/runner-group",
         permissions=token_permissions(values, function),

@@ -17,7 +17,8 @@ def main(argv: list[str] | None = None) -> int:
     """Parse the arguments, run the demo, print the summary; the exit status."""
     parser = argparse.ArgumentParser(prog="python -m demo", description=__doc__)
     parser.add_argument("--scenario", type=Path, default=DEFAULT_SCENARIO,
-                        help="JSON or YAML list of jobs (see demo/README.md)")
+                        help="JSON or YAML list of jobs, or the name of one in demo/scenarios "
+                             "(two-apps); see demo/README.md")
     parser.add_argument("--out", type=Path, default=Path("demo-output"),
                         help="where the chart, report and function logs go")
     parser.add_argument("--speed", type=float, default=DemoConfig.speed,
@@ -36,8 +37,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = DemoConfig(speed=args.speed, max_runners=args.max_runners,
                         idle_count=args.idle_count, pool_size=args.pool_size)
+    apps = f" with {scenario.apps} GitHub Apps" if scenario.apps > 1 else ""
     console.print(f"[bold]Replaying {scenario.name}[/bold]: {len(scenario.jobs)} jobs across "
-                  f"{', '.join(scenario.repos)}; time compressed {config.speed:g}x "
+                  f"{', '.join(scenario.repos)}{apps}; time compressed {config.speed:g}x "
                   f"(one simulated minute = {60 / config.speed:g} s)")
     recording, summary, paths = run_demo(scenario, config, args.out, console)
     console.print(summary_table(summary, title=f"{scenario.name}: summary (simulated time)"))

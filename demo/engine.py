@@ -152,6 +152,8 @@ class Demo:
                                                       self.config.speed)))
         for owner in self.scenario.owners:
             stack.github.add_installation(owner)
+        for _ in range(self.scenario.apps - 1):  # more Apps, on every owner (REFERENCE §10)
+            stack.add_app(*self.scenario.owners)
         environment = stack.deployment.environment
         # What infra/ creates for sync_runner_binaries: the bucket of the runner cache.
         bucket = f"{environment}-runner-binaries"
@@ -164,6 +166,11 @@ class Demo:
         _reset_wiring()
         _warm_up()
         self.recording.config = self.config.shown()
+        if self.scenario.apps > 1:
+            ids = ", ".join(str(app.app_id) for app in stack.github.apps)
+            self.recording.config["GitHub Apps"] = (
+                f"{self.scenario.apps} ({ids}), each installed on every owner; the first is "
+                "the webhook's")
         self.recording.cap = self.config.max_runners
         return env
 
@@ -224,6 +231,7 @@ class Demo:
         rec.waits = list(observer.waits.values())
         rec.launched, rec.terminated = observer.launched, observer.terminated
         rec.github_calls, rec.aws_calls = lambdas.stats.github, lambdas.stats.aws
+        rec.github_calls_by_app = lambdas.stats.github_by_app
         rec.invocations = lambdas.stats.counts
         rec.runs = schedules.runs
 

@@ -23,6 +23,8 @@ class Invocations:
 
     counts: Counter[str] = field(default_factory=Counter)
     github: Counter[str] = field(default_factory=Counter)
+    # GitHub calls by the App that made them ("App <id>"; "anonymous" without credentials).
+    github_by_app: Counter[str] = field(default_factory=Counter)
     aws: Counter[str] = field(default_factory=Counter)
     retried_messages: int = 0
     rejected_webhooks: int = 0
@@ -58,6 +60,8 @@ class Lambdas:
         for entry in self.stack.github.requests[github_before:]:
             # The fake's route key is "METHOD /template"; an unmatched path is logged bare.
             self.stats.github[entry.route or f"{entry.method} {entry.path}"] += 1
+            self.stats.github_by_app["anonymous" if entry.app_id is None
+                                     else f"App {entry.app_id}"] += 1
         for (service, action), n in (Counter(self.stack.aws_faults.calls) - aws_before).items():
             self.stats.aws[f"{service} {_rest_action(action)}"] += n
         return result

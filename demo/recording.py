@@ -44,6 +44,7 @@ class Recording:
     github_calls: Counter[str] = field(default_factory=Counter)
     aws_calls: Counter[str] = field(default_factory=Counter)
     invocations: Counter[str] = field(default_factory=Counter)
+    github_calls_by_app: Counter[str] = field(default_factory=Counter)
     wall_seconds: float = 0.0
     cap: int | None = None  # RUNNERS_MAXIMUM_COUNT, drawn on the chart
     # Scheduled runs (scale-down, pool, binaries sync): (simulated seconds, function).
@@ -68,6 +69,7 @@ class Summary:
     aws_calls: tuple[tuple[str, int], ...]
     invocations: tuple[tuple[str, int], ...] = ()
     booting_instance_minutes: float = 0.0
+    github_calls_by_app: tuple[tuple[str, int], ...] = ()
 
     def rows(self) -> list[tuple[str, str]]:
         """(figure, value) pairs in display order."""
@@ -83,6 +85,9 @@ class Summary:
             ("GitHub calls", str(sum(n for _, n in self.github_calls))),
         ]
         rows += [(f"  {kind}", str(n)) for kind, n in self.github_calls]
+        if len([app for app, _ in self.github_calls_by_app if app != "anonymous"]) > 1:
+            rows.append(("GitHub calls by App", str(sum(n for _, n in self.github_calls_by_app))))
+            rows += [(f"  {app}", str(n)) for app, n in self.github_calls_by_app]
         rows.append(("AWS calls", str(sum(n for _, n in self.aws_calls))))
         rows += [(f"  {kind}", str(n)) for kind, n in self.aws_calls]
         if self.invocations:
@@ -114,6 +119,7 @@ def summarize(recording: Recording) -> Summary:
         github_calls=_by_count(recording.github_calls),
         aws_calls=_by_count(recording.aws_calls),
         invocations=_by_count(recording.invocations),
+        github_calls_by_app=tuple(sorted(recording.github_calls_by_app.items())),
     )
 
 

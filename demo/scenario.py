@@ -7,8 +7,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DEFAULT_SCENARIO = Path(__file__).parent / "scenarios" / "default.json"
+SCENARIOS = Path(__file__).parent / "scenarios"
+DEFAULT_SCENARIO = SCENARIOS / "default.json"
 DEFAULT_LABELS = ("self-hosted", "linux", "x64")
+# GitHub Apps a scenario may ask for: one GetParameters call reads five (REFERENCE §10).
+MAX_APPS = 5
 
 
 class ScenarioError(ValueError):
@@ -37,6 +40,8 @@ class Scenario:
 
     name: str
     jobs: tuple[ScenarioJob, ...]
+    # GitHub Apps installed on every owner (REFERENCE §10); the first is the webhook's.
+    apps: int = 1
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -54,9 +59,21 @@ class Scenario:
         return max((job.queued_at for job in self.jobs), default=0.0)
 
 
+def scenario_path(value: str | Path) -> Path:
+    """The file of a scenario: a path, or the name of one in demo/scenarios (`two-apps`)."""
+    source = Path(value)
+    if source.exists() or source.suffix:
+        return source
+    for suffix in (".json", ".yaml", ".yml"):
+        if (SCENARIOS / f"{source.name}{suffix}").exists():
+            return SCENARIOS / f"{source.name}{suffix}"
+    return source
+
+
 def load_scenario(path: str | Path = DEFAULT_SCENARIO) -> Scenario:
-    """Read and validate a scenario file (`.json`, `.yaml` or `.yml`)."""
-    source = Path(path)
+    """Read and validate a scenario file (`.json`, `.yaml` or `.yml`), or a scenario of
+    demo/scenarios by name."""
+    source = scenario_path(path)
     try:
         text = source.read_text(encoding="utf-8")
     except OSError as error:
@@ -77,7 +94,17 @@ def load_scenario(path: str | Path = DEFAULT_SCENARIO) -> Scenario:
 
 
 def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
-    """Validate already-decoded scenario data: a non-empty list of job objects."""
+    """Validate already-decoded scenario data: a non-empty list of job objects, or an object
+    `{"apps": N, "jobs": [...]}` replaying them with N GitHub Apps."""
+    apps = 1
+    if isinstance(data, dict):
+        unknown = sorted(set(data) - {"apps", "jobs"})
+        apps = data.get("apps", 1)
+        if unknown:
+            raise ScenarioError(f"{name}: unknown field(s) {', '.join(unknown)}")
+        if isinstance(apps, bool) or not isinstance(apps, int) or not 1 <= apps <= MAX_APPS:
+            raise ScenarioError(f"{name}: apps must be a whole number from 1 to {MAX_APPS}")
+        data = data.get("jobs")
     if not isinstance(data, list) or not data:
         raise ScenarioError(f"{name}: a scenario is a non-empty list of jobs")
     jobs: list[ScenarioJob] = []
@@ -89,7 +116,8 @@ def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
             problems.append(f"job {index}: {error}")
     if problems:
         raise ScenarioError(f"{name}: " + "; ".join(problems))
-    return Scenario(name=name, jobs=tuple(sorted(jobs, key=lambda job: job.queued_at)))
+    return Scenario(name=name, jobs=tuple(sorted(jobs, key=lambda job: job.queued_at)),
+                    apps=apps)
 
 
 def _parse_job(entry: Any) -> ScenarioJob:

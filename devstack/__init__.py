@@ -15,7 +15,7 @@ import boto3
 import requests
 from botocore.config import Config
 
-from devstack.provision import Deployment, deploy
+from devstack.provision import Deployment, add_app_parameters, deploy
 
 if TYPE_CHECKING:
     # moto's server costs a third of a second to import: `python -m devstack status` and the
@@ -85,6 +85,21 @@ class Devstack:
         self.deployment = deploy(self.boto, self.github.app_id, self.github.private_key_pem,
                                  **overrides)
         return self.deployment
+
+    def add_app(self, *owners: str) -> Any:
+        """Another GitHub App in the fake, its id and key put in SSM and listed in the
+        functions' environment after the others (REFERENCE §10), installed on `owners`;
+        returns the fake's App (`.app_id`, `.key`)."""
+        if self.deployment is None:
+            raise RuntimeError("deploy() first: the App's parameters belong to a deployment")
+        app = self.github.add_app()
+        self.deployment = add_app_parameters(self.boto("ssm"), self.deployment, app.app_id,
+                                             app.private_key_pem)
+        for owner in owners:
+            account = self.github.installation_for(owner)
+            self.github.add_installation(
+                owner, account.account_type if account else "Organization", app_id=app.app_id)
+        return app
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The whole environment a function needs to run against devstack."""

@@ -28,15 +28,19 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--boot-seconds", type=float, default=5.0,
                         help="how long a launched instance takes to register its runner "
                              "(default %(default)g)")
+    parser.add_argument("--apps", type=int, default=1, choices=range(1, 6),
+                        help="GitHub Apps in the fake, each installed on every owner "
+                             "(docs/REFERENCE.md §10; default %(default)s)")
     args = parser.parse_args(argv)
     stack = Devstack.start()
-    session = Session(stack, args.state, args.boot_seconds)
+    session = Session(stack, args.state, args.boot_seconds, apps=args.apps)
     session.start()
     print("# devstack is up. Point a shell at it with:")
     for line in export_lines(stack):
         print(line)
     deployment = session.deployment
-    print(f"# GitHub App id {stack.github.app_id}; build queue {deployment.queue_url}")
+    app_ids = ", ".join(str(app.app_id) for app in stack.github.apps)
+    print(f"# GitHub App id(s) {app_ids}; build queue {deployment.queue_url}")
     print(f"# webhook secret (in {deployment.webhook_secret_parameter}): "
           f"{deployment.webhook_secret}")
     print(f"# state file {args.state}; e.g. python -m devstack send-job --owner acme "

@@ -58,13 +58,19 @@ class Principal:
 
     kind: str  # "app" | "installation" | "anonymous"
     installation: InstallationRecord | None = None
+    app: int | None = None  # the App calling with its JWT
+
+    @property
+    def app_id(self) -> int | None:
+        """The App calling, with its JWT or one of its installations' tokens."""
+        return self.installation.app_id if self.installation is not None else self.app
 
     @property
     def bucket(self) -> tuple[str, int]:
-        """The primary rate-limit budget this caller spends."""
+        """The primary rate-limit budget this caller spends (each App has its own)."""
         if self.installation is not None:
             return ("installation", self.installation.id)
-        return (self.kind, 0)
+        return (self.kind, self.app or 0)
 
 
 Handler = Callable[["GitHubFake", ApiRequest, dict[str, str], Principal], ApiReply]
@@ -103,14 +109,15 @@ def authenticate(fake: GitHubFake, route: Route, headers: dict[str, str]) -> Pri
             raise ApiError(401, MSG_JWT_REQUIRED)
         if credential.count(".") != 2:
             raise ApiError(401, MSG_JWT_UNDECODABLE)
+        app = fake.app_for_jwt(credential)
         try:
-            claims = verify_app_jwt(credential, fake.keys, fake.app_id, fake.client_id,
+            claims = verify_app_jwt(credential, list(app.keys), app.app_id, app.client_id,
                                     fake.clock())
         except JwtRejected as err:
             raise ApiError(401, err.message) from None
         with fake.lock:
             fake.jwt_ids.append(claims.get("jti"))
-        return Principal("app")
+        return Principal("app", app=app.app_id)
     if not credential:
         if route.auth == "public":
             return Principal("anonymous")
@@ -120,6 +127,21 @@ def authenticate(fake: GitHubFake, route: Route, headers: dict[str, str]) -> Pri
                                                    *route.permission):
         raise ApiError(403, "Resource not accessible by integration")
     return Principal("installation", installation)
+
+
+def caller_app(fake: GitHubFake, headers: dict[str, str]) -> int | None:
+    """The App a request comes from, for the request log, whether or not it was refused: the App
+    its JWT names, or the App of its installation token; None when neither is known."""
+    scheme, _, credential = headers.get("authorization", "").strip().partition(" ")
+    credential = credential.strip()
+    if scheme.lower() not in ("bearer", "token") or not credential:
+        return None
+    if credential.count(".") == 2:
+        return fake.app_for_jwt(credential).app_id
+    with fake.lock:
+        minted = fake.installation_tokens.get(credential)
+        record = fake.installation_by_id(minted.installation_id) if minted else None
+    return record.app_id if record else None
 
 
 def paginate(

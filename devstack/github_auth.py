@@ -6,10 +6,12 @@ system's error handling is exercised against the real wording.
 
 from __future__ import annotations
 
+import json
 import secrets
 import string
+import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
@@ -60,6 +62,41 @@ class AppKey:
             serialization.NoEncryption(),
         ).decode("ascii")
         return cls(private_key_pem=pem, public_key=key.public_key())
+
+
+@dataclass
+class FakeApp:
+    """One GitHub App of the fake: its id, client id and active keys (the first, `key`, is the
+    one it was created with; GitHub allows several, so a key can be rotated without downtime)."""
+
+    app_id: int
+    key: AppKey
+    client_id: str = field(default_factory=lambda: "Iv1." + secrets.token_hex(8))
+    keys: list[AppKey] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+
+    def __post_init__(self) -> None:
+        if not self.keys:
+            self.keys.append(self.key)
+
+    @property
+    def private_key_pem(self) -> str:
+        """The App's first private key, PKCS#1 PEM (what GitHub lets an App owner download)."""
+        return self.key.private_key_pem
+
+    def issued(self, iss: Any) -> bool:
+        """Whether a JWT's `iss` claim names this App (its id, as text or number, or client id)."""
+        return str(iss) in (str(self.app_id), self.client_id)
+
+
+def unverified_issuer(token: str) -> Any:
+    """The `iss` claim of a JWT, read without checking anything (to pick the App that must
+    verify it); None when the token cannot be read."""
+    try:
+        payload = jwt.api_jws.decode_complete(token, options={"verify_signature": False})
+        return json.loads(payload["payload"]).get("iss")
+    except (jwt.InvalidTokenError, ValueError, AttributeError, TypeError):
+        return None
 
 
 def verify_app_jwt(

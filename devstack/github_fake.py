@@ -17,8 +17,8 @@ from collections.abc import Callable
 from http.server import ThreadingHTTPServer
 
 from devstack import github_render as render
-from devstack.github_api import ApiReply, ApiRequest, Principal, Route, authenticate
-from devstack.github_auth import AppKey
+from devstack.github_api import ApiReply, ApiRequest, Principal, Route, authenticate, caller_app
+from devstack.github_auth import AppKey, FakeApp, unverified_issuer
 from devstack.github_deliveries import WebhookDeliveries
 from devstack.github_jobs import GitHubJobs
 from devstack.github_limits import Bucket, Fault, Faults, RateLimits
@@ -43,13 +43,12 @@ class GitHubFake(GitHubJobs):
     def __init__(self, *, validate: bool = False, app_id: int = 12345) -> None:
         super().__init__()
         self.validate = validate
-        self.app_id = app_id
-        self.client_id = "Iv1." + secrets.token_hex(8)
-        self.key = AppKey.generate()
+        # The Apps, the first being the webhook's; more come with add_app(). Apps a reset
+        # removed are kept to be added again as they were (generating a key takes a while).
+        self.apps = [FakeApp(app_id, AppKey.generate())]
+        self._spare_apps: list[FakeApp] = []
         self.deliveries = WebhookDeliveries()
-        # The App's active keys (GitHub allows several, so a key can be rotated without downtime).
-        self.keys: list[AppKey] = [self.key]
-        self.created_at = time.time()
+        self.created_at = self.apps[0].created_at
         self.limits = RateLimits()
         self.faults = Faults()
         # How added latency holds a call: a test may record the holds instead of waiting them.
@@ -61,22 +60,73 @@ class GitHubFake(GitHubJobs):
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    # -- the Apps --------------------------------------------------------------------------------
+
+    @property
+    def app_id(self) -> int:
+        """The first App's id (the webhook's App)."""
+        return self.apps[0].app_id
+
+    @property
+    def client_id(self) -> str:
+        """The first App's client id."""
+        return self.apps[0].client_id
+
+    @property
+    def key(self) -> AppKey:
+        """The first App's original key."""
+        return self.apps[0].key
+
+    @property
+    def keys(self) -> list[AppKey]:
+        """The first App's active keys."""
+        return self.apps[0].keys
+
     @property
     def private_key_pem(self) -> str:
-        """The App's private key, PKCS#1 PEM (what GitHub lets an App owner download)."""
-        return self.key.private_key_pem
+        """The first App's private key, PKCS#1 PEM (what GitHub lets an App owner download)."""
+        return self.apps[0].private_key_pem
 
-    def add_app_key(self) -> AppKey:
-        """Generate another active key for the App, as an owner does before a rotation."""
-        key = AppKey.generate()
+    def add_app(self) -> FakeApp:
+        """Another App, with its own id, key, installations and budgets (none installed yet)."""
         with self.lock:
-            self.keys.append(key)
+            app = (self._spare_apps.pop(0) if self._spare_apps
+                   else FakeApp(max(a.app_id for a in self.apps) + 1, AppKey.generate()))
+            self.apps.append(app)
+            return app
+
+    def app(self, app_id: int | None = None) -> FakeApp:
+        """App `app_id`, or the first one."""
+        with self.lock:
+            if app_id is None:
+                return self.apps[0]
+            found = next((a for a in self.apps if a.app_id == app_id), None)
+        if found is None:
+            raise KeyError(f"no App {app_id}")
+        return found
+
+    def app_for_jwt(self, token: str) -> FakeApp:
+        """The App a JWT's `iss` names, GitHub's way of telling which App calls; the first App
+        when it names none (the first App's checks then refuse the token)."""
+        issuer = unverified_issuer(token)
+        with self.lock:
+            return next((a for a in self.apps if a.issued(issuer)), self.apps[0])
+
+    def add_app_key(self, app_id: int | None = None) -> AppKey:
+        """Generate another active key for an App, as an owner does before a rotation."""
+        key = AppKey.generate()
+        app = self.app(app_id)
+        with self.lock:
+            app.keys.append(key)
         return key
 
     def revoke_app_key(self, key: AppKey) -> None:
-        """Delete one of the App's keys: JWTs it signs are refused from now on."""
+        """Delete an App's key: JWTs it signs are refused from now on (once an App has no key
+        left, no JWT of it is accepted: a revoked key)."""
         with self.lock:
-            self.keys.remove(key)
+            for app in self.apps:
+                if key in app.keys:
+                    app.keys.remove(key)
 
     @property
     def url(self) -> str:
@@ -117,11 +167,14 @@ class GitHubFake(GitHubJobs):
             thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Forget all state, faults, limits, logs, hooks, clock and sleep; keep the server and App
-        key (the keys added since are deleted)."""
+        """Forget all state, faults, limits, logs, hooks, clock and sleep; keep the server and the
+        first App with its key (the Apps and keys added since are removed)."""
         with self.lock:
             self._clear()
-            self.keys = [self.key]
+            self._spare_apps = self.apps[1:] + self._spare_apps
+            self.apps = self.apps[:1]
+            for app in (*self.apps, *self._spare_apps):
+                app.keys[:] = [app.key]
             self.deliveries.clear()
             self.clock = time.time
             self.sleep = time.sleep
@@ -145,8 +198,8 @@ class GitHubFake(GitHubJobs):
             delay = self.faults.delay(route.key)
         if delay > 0:
             self.sleep(delay)
-        reply = self._answer(route, params, request)
-        self._record(request.method, route.key, request.path, reply.status)
+        reply, app_id = self._answer(route, params, request)
+        self._record(request.method, route.key, request.path, reply.status, app_id)
         if self.validate:
             payload = b"" if reply.body is None else json.dumps(reply.body).encode()
             try:
@@ -166,13 +219,21 @@ class GitHubFake(GitHubJobs):
                     self._violations.append(Violation(route.key, reply.status, problem))
         return reply
 
-    def _answer(self, route: Route, params: dict[str, str], request: ApiRequest) -> ApiReply:
-        now = self.clock()
+    def _answer(self, route: Route, params: dict[str, str],
+                request: ApiRequest) -> tuple[ApiReply, int | None]:
+        """The reply, and the App that called (None: anonymous, or refused)."""
         auth_error: ApiError | None = None
         try:
             principal = authenticate(self, route, request.headers)
+            caller = principal.app_id
         except ApiError as err:
             principal, auth_error = Principal("anonymous"), err
+            caller = caller_app(self, request.headers)
+        return self._reply(route, params, request, principal, auth_error), caller
+
+    def _reply(self, route: Route, params: dict[str, str], request: ApiRequest,
+               principal: Principal, auth_error: ApiError | None) -> ApiReply:
+        now = self.clock()
         with self.lock:
             bucket = self.limits.bucket(principal.bucket, now)
             fault = self.faults.take(route.key)
@@ -251,9 +312,9 @@ class GitHubFake(GitHubJobs):
 
     # -- test hooks: limits and faults -------------------------------------------------------------
 
-    def installation_id(self, owner: str) -> int | None:
-        """The installation id of `owner`, if the App is installed there."""
-        record = self.installation_for(owner)
+    def installation_id(self, owner: str, app_id: int | None = None) -> int | None:
+        """The installation id of App `app_id` (the first by default) on `owner`, if any."""
+        record = self.installation_for(owner, app_id)
         return record.id if record else None
 
     def set_rate_limit(
@@ -298,9 +359,10 @@ class GitHubFake(GitHubJobs):
 
     # -- request log and conformance ---------------------------------------------------------
 
-    def _record(self, method: str, route: str, path: str, status: int) -> None:
+    def _record(self, method: str, route: str, path: str, status: int,
+                app_id: int | None = None) -> None:
         with self.lock:
-            self._log.append(LoggedRequest(method, route, path, status, self.clock()))
+            self._log.append(LoggedRequest(method, route, path, status, self.clock(), app_id))
 
     @property
     def requests(self) -> list[LoggedRequest]:
@@ -309,16 +371,26 @@ class GitHubFake(GitHubJobs):
             return list(self._log)
 
     def count(
-        self, route: str | None = None, method: str | None = None, prefix: str | None = None
+        self, route: str | None = None, method: str | None = None, prefix: str | None = None,
+        app_id: int | None = None,
     ) -> int:
-        """How many logged requests match the route key, method and path prefix given."""
+        """How many logged requests match the route key, method, path prefix and App given."""
         return sum(
             1
             for entry in self.requests
             if (route is None or entry.route == route)
             and (method is None or entry.method == method.upper())
             and (prefix is None or entry.path.startswith(prefix))
+            and (app_id is None or entry.app_id == app_id)
         )
+
+    def calls_by_app(self) -> dict[int, int]:
+        """How many logged requests each App made (with its JWT or its installations' tokens)."""
+        counts: dict[int, int] = {}
+        for entry in self.requests:
+            if entry.app_id is not None:
+                counts[entry.app_id] = counts.get(entry.app_id, 0) + 1
+        return counts
 
     def clear_log(self) -> None:
         """Empty the request log."""

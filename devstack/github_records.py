@@ -41,6 +41,7 @@ class InstallationRecord:
     account_id: int
     created_at: float
     permissions: dict[str, str] = field(default_factory=lambda: dict(APP_PERMISSIONS))
+    app_id: int = 0  # the App installed (the fake may hold several)
 
 
 @dataclass
@@ -143,6 +144,8 @@ class LoggedRequest:
     path: str
     status: int
     time: float
+    # The App calling (with its JWT or an installation's token); None: anonymous.
+    app_id: int | None = None
 
 
 @dataclass(frozen=True)

@@ -63,21 +63,22 @@ def _int_param(value: str) -> int:
 def get_app(
     fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
 ) -> ApiReply:
-    """GET /app."""
+    """GET /app: the App calling."""
+    app = fake.app(who.app_id)
     return ApiReply(
-        200, render.app(fake.app_id, fake.client_id, fake.created_at, fake.url, fake.api_url)
+        200, render.app(app.app_id, app.client_id, app.created_at, fake.url, fake.api_url)
     )
 
 
 def get_installation(
     fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
 ) -> ApiReply:
-    """GET the installation of an org, a repository's owner or a user."""
+    """GET the calling App's installation on an org, a repository's owner or a user."""
     owner = params.get("org") or params.get("owner") or params["username"]
-    record = fake.installation_for(owner)
+    record = fake.installation_for(owner, who.app_id)
     if record is None or ("org" in params and record.account_type != "Organization"):
         raise ApiError(404, "Not Found")
-    return ApiReply(200, render.installation(record, fake.app_id, fake.url, fake.api_url))
+    return ApiReply(200, render.installation(record, record.app_id, fake.url, fake.api_url))
 
 
 def create_access_token(
@@ -90,7 +91,7 @@ def create_access_token(
                               or not all(isinstance(v, str) for v in asked.values())):
         raise ApiError(422, "Invalid request.")
     token, expires_at, permissions = fake.mint_installation_token(
-        _int_param(params["installation_id"]), asked)
+        _int_param(params["installation_id"]), asked, app_id=who.app_id)
     body = render.token(token, expires_at)
     body.update(permissions=permissions, repository_selection="all")
     return ApiReply(201, body)
@@ -106,6 +107,8 @@ def list_deliveries(
     if status not in (None, "success", "failure"):
         raise ApiError(422, "Invalid status")
     records, cursor = fake.deliveries.page(request.query.get("cursor"), per_page, status)
+    if who.app_id != fake.app_id:
+        records, cursor = [], None  # only the first App's webhook is delivered
     headers = {}
     if cursor is not None:
         query = {**request.query, "per_page": str(per_page), "cursor": cursor}
@@ -117,6 +120,8 @@ def redeliver(
     fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
 ) -> ApiReply:
     """POST /app/hook/deliveries/{delivery_id}/attempts."""
+    if who.app_id != fake.app_id:
+        raise ApiError(404, "Not Found")
     fake.deliveries.redeliver(_int_param(params["delivery_id"]), fake.clock())
     return ApiReply(202, {})
 

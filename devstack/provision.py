@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import secrets
 from dataclasses import dataclass
@@ -31,17 +32,24 @@ class Deployment:
     app_key_parameter: str
     webhook_secret_parameter: str
     state_table: str
+    # The (id, key) parameters of the Apps after the first, in list order (REFERENCE §10).
+    more_apps: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def app_parameters(self) -> tuple[tuple[str, str], ...]:
+        """Every App's (id, key) parameter names, the webhook's App first."""
+        return ((self.app_id_parameter, self.app_key_parameter), *self.more_apps)
 
     def env(self) -> dict[str, str]:
-        """The deployment's part of the functions' environment (docs/REFERENCE.md §2)."""
+        """The deployment's part of the functions' environment (docs/REFERENCE.md §2, §10)."""
         return {
             "ENVIRONMENT": self.environment,
             "LAUNCH_TEMPLATE_NAME": self.launch_template_name,
             "SUBNET_IDS": ",".join(self.subnet_ids),
             "SSM_TOKEN_PATH": self.token_path,
             "SSM_CONFIG_PATH": self.config_path,
-            "PARAMETER_GITHUB_APP_ID_NAME": self.app_id_parameter,
-            "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": self.app_key_parameter,
+            "PARAMETER_GITHUB_APP_ID_NAME": ",".join(i for i, _ in self.app_parameters),
+            "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": ",".join(k for _, k in self.app_parameters),
             "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": self.webhook_secret_parameter,
             "SQS_URL_WEBHOOK": self.queue_url,
             "STATE_TABLE_NAME": self.state_table,
@@ -109,6 +117,19 @@ def deploy(clients: Any, app_id: int, private_key_pem: str,
         webhook_secret_parameter=ids["secret"],
         state_table=state_table,
     )
+
+
+def add_app_parameters(ssm: Any, deployment: Deployment, app_id: int,
+                       private_key_pem: str) -> Deployment:
+    """Put another App's id and key in SSM, as an operator adding an App does (docs/DEPLOY.md),
+    and the deployment that lists them after the others."""
+    number = len(deployment.app_parameters) + 1
+    prefix = deployment.app_id_parameter.rsplit("/", 1)[0]
+    names = (f"{prefix}/github_app_{number}_id", f"{prefix}/github_app_{number}_key_base64")
+    ssm.put_parameter(Name=names[0], Value=str(app_id), Type="String", Overwrite=True)
+    ssm.put_parameter(Name=names[1], Type="SecureString", Overwrite=True,
+                      Value=base64.b64encode(private_key_pem.encode()).decode())
+    return dataclasses.replace(deployment, more_apps=(*deployment.more_apps, names))
 
 
 def create_state_table(dynamodb: Any, name: str) -> str:

@@ -34,11 +34,15 @@ class Session:
     """devstack plus the simulation loop, the webhook forwarder and the control server."""
 
     def __init__(self, stack: Devstack, state_path: Path, boot_seconds: float,
-                 echo: Any = print) -> None:
+                 echo: Any = print, apps: int = 1) -> None:
         self.stack = stack
         self.state_path = state_path
         self.echo = echo
-        deployment = stack.deploy()
+        stack.deploy()
+        for _ in range(apps - 1):  # more GitHub Apps, listed after the first (REFERENCE §10)
+            stack.add_app()
+        assert stack.deployment is not None
+        deployment = stack.deployment
         self.deployment = deployment
         self.simulation = RunnerSimulation(
             stack.github, stack.boto("ec2"), stack.boto("ssm"),
@@ -98,15 +102,22 @@ class Session:
         return {"id": job_id, "payload": self.stack.github.workflow_job_payload("queued", job_id)}
 
     def install(self, owner: str) -> int:
-        """The App's installation id on `owner`, installing it first if it is not."""
-        found = self.stack.github.installation_id(owner)
-        return found if found is not None else int(self.stack.github.add_installation(owner))
+        """The first App's installation id on `owner`, installing every App there first if it
+        is not."""
+        fake = self.stack.github
+        found = fake.installation_id(owner)
+        if found is not None:
+            return int(found)
+        for app in fake.apps[1:]:
+            fake.add_installation(owner, app_id=app.app_id)
+        return int(fake.add_installation(owner))
 
     def github_state(self) -> dict[str, Any]:
         """The fake's installations, jobs and runners, as plain values."""
         fake = self.stack.github
         with fake.lock:
-            owners = sorted(record.owner for record in fake.installations.values())
+            owners = sorted(record.owner for record in fake.installations.values()
+                            if record.app_id == fake.app_id)
         return {
             "installations": owners,
             "jobs": [{"id": j.id, "repository": j.full_repo, "labels": j.labels,

@@ -5,8 +5,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -54,30 +55,87 @@ def decode_private_key(value: str, parameter: str) -> RSAPrivateKey:
     return key
 
 
+# SSM GetParameters takes at most 10 names: the id and key of 5 Apps.
+APPS_PER_READ = 5
+
+
 def load_app_credentials(ssm: Ssm, id_name: str, key_name: str) -> AppCredentials:
-    """Read and validate the App id and key in one SSM GetParameters call with decryption.
+    """Read and validate one App's id and key in one SSM GetParameters call with decryption."""
+    return load_all_credentials(ssm, [(id_name, key_name)])[0]
+
+
+def load_all_credentials(ssm: Ssm, apps: Sequence[tuple[str, str]]) -> tuple[AppCredentials, ...]:
+    """Read and validate every App's (id, key) parameters: one GetParameters call with decryption
+    for up to five Apps, one more for each five after.
 
     A read that may pass raises RetryableError; one refused for good (access denied, a bad
-    name) is the deployment's to fix: a ConfigError.
+    name) is the deployment's to fix: a ConfigError, as is any missing or malformed value (every
+    problem named at once, never a value).
     """
-    try:
-        values = ssm.get_strings([id_name, key_name])
-    except PermanentError as error:
-        raise ConfigError(str(error)) from error
-    problems = [f"{name}: SSM parameter not found" for name in (id_name, key_name)
-                if name not in values]
+    values: dict[str, str] = {}
+    for start in range(0, len(apps), APPS_PER_READ):
+        names = [name for pair in apps[start:start + APPS_PER_READ] for name in pair]
+        try:
+            values.update(ssm.get_strings(names))
+        except PermanentError as error:
+            raise ConfigError(str(error)) from error
+    problems: list[str] = []
+    found: list[AppCredentials] = []
+    for id_name, key_name in apps:
+        missing = [f"{name}: SSM parameter not found" for name in (id_name, key_name)
+                   if name not in values]
+        if missing:
+            problems.extend(missing)
+            continue
+        app_id_text = values[id_name].strip()
+        if not app_id_text.isdigit() or int(app_id_text) <= 0:
+            problems.append(f"{id_name}: GitHub App id must be numeric")
+        try:
+            key = decode_private_key(values[key_name], key_name)
+        except ConfigError as error:
+            problems.extend(error.problems)
+            continue
+        if not problems:
+            found.append(AppCredentials(app_id=int(app_id_text), private_key=key))
     if problems:
         raise ConfigError(problems)
-    app_id_text = values[id_name].strip()
-    if not app_id_text.isdigit() or int(app_id_text) <= 0:
-        problems.append(f"{id_name}: GitHub App id must be numeric")
-    try:
-        key = decode_private_key(values[key_name], key_name)
-    except ConfigError as error:
-        problems.extend(error.problems)
-    if problems:
-        raise ConfigError(problems)
-    return AppCredentials(app_id=int(app_id_text), private_key=key)
+    return tuple(found)
+
+
+class AppKeyring:
+    """Every App's credentials, read together on first use and kept for the container's life;
+    read again together when GitHub refuses one App's key (a rotation, R-AUTH-04)."""
+
+    def __init__(self, ssm: Ssm, apps: Sequence[tuple[str, str]]) -> None:
+        self.ssm = ssm
+        self.apps = tuple(apps)
+        self._credentials: tuple[AppCredentials, ...] | None = None
+        self._lock = threading.Lock()
+
+    def credentials(self, index: int) -> AppCredentials:
+        """The credentials of App `index` (list order), read from SSM on first use."""
+        if not self.apps:
+            raise ConfigError("PARAMETER_GITHUB_APP_ID_NAME, PARAMETER_GITHUB_APP_KEY_BASE64_NAME: "
+                              "not set")
+        with self._lock:
+            if self._credentials is None:
+                self._credentials = load_all_credentials(self.ssm, self.apps)
+            return self._credentials[index]
+
+    def loaded(self, index: int) -> AppCredentials | None:
+        """App `index`'s credentials if they were read already; never reads them."""
+        with self._lock:
+            return None if self._credentials is None else self._credentials[index]
+
+    def reload(self, index: int) -> bool:
+        """Read every App's credentials again; True when App `index`'s changed. A failed read
+        keeps the old ones (logged by the caller as not reloaded) and raises."""
+        with self._lock:
+            fresh = load_all_credentials(self.ssm, self.apps)
+            old, self._credentials = self._credentials, fresh
+        if old is None:
+            return True
+        return not (fresh[index].app_id == old[index].app_id and same_key(fresh[index], old[index]))
 
 
 def same_key(first: AppCredentials, second: AppCredentials) -> bool:

@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, PermanentError
-from chalicelib.github.app_key import AppCredentials, app_jwt, load_app_credentials, same_key
-from chalicelib.github.http import GitHubHttp, GitHubUnauthorized, github_message
+from chalicelib.github.app_key import AppCredentials, AppKeyring, app_jwt
+from chalicelib.github.errors import AppJwtRejected, AppNotInstalled, GitHubUnauthorized
+from chalicelib.github.http import GitHubHttp, github_message
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerType
 
@@ -44,20 +44,19 @@ def expiry_epoch(expires_at: str, fallback: float) -> float:
 
 
 class AppAuth:
-    """Mints App JWTs, resolves installation ids and caches installation tokens."""
+    """One App's JWTs, installation ids and cached installation tokens."""
 
     def __init__(
-        self, http: GitHubHttp, ssm: Ssm, id_name: str, key_name: str, clock: Callable[[], float],
-        permissions: Mapping[str, str] | None = None,
+        self, http: GitHubHttp, keyring: AppKeyring, clock: Callable[[], float],
+        permissions: Mapping[str, str] | None = None, index: int = 0,
     ) -> None:
         self.http = http
-        self.ssm = ssm
-        self.id_name = id_name
-        self.key_name = key_name
+        self.keyring = keyring
+        # The App's place in PARAMETER_GITHUB_APP_ID_NAME's list (0: the webhook's App).
+        self.index = index
         self.clock = clock
         # What installation tokens are limited to (None: all the installation grants).
         self.permissions = dict(permissions) if permissions else None
-        self._credentials: AppCredentials | None = None
         self._installations: dict[tuple[RunnerType, str], int] = {}
         self._tokens: dict[int, InstallationToken] = {}
         # One mint per installation even when threads ask together (R-AUTH-02).
@@ -66,10 +65,13 @@ class AppAuth:
     @property
     def credentials(self) -> AppCredentials:
         """The App credentials, read from SSM on first use and kept for the container's life."""
-        with self._lock:
-            if self._credentials is None:
-                self._credentials = load_app_credentials(self.ssm, self.id_name, self.key_name)
-            return self._credentials
+        return self.keyring.credentials(self.index)
+
+    @property
+    def loaded_app_id(self) -> int | None:
+        """The App's id if its credentials were read already (None: not yet, nothing asked)."""
+        credentials = self.keyring.loaded(self.index)
+        return credentials.app_id if credentials else None
 
     def app_call(self, method: str, template: str, path: Mapping[str, str | int] | None = None,
                  accept: tuple[int, ...] = (), body: Any = None,
@@ -77,9 +79,11 @@ class AppAuth:
         """One call authenticated as the App itself (a JWT); a refused key is read again from
         SSM once (see below)."""
         def send() -> Any:
+            credentials = self.credentials
             return self.http.request(
-                method, template, path, bucket="app", accept=accept, body=body, query=query,
-                authorization="Bearer " + app_jwt(self.credentials, self.clock()),
+                method, template, path, bucket=f"app:{credentials.app_id}", accept=accept,
+                body=body, query=query,
+                authorization="Bearer " + app_jwt(credentials, self.clock()),
             )
 
         try:
@@ -97,21 +101,15 @@ class AppAuth:
                 rejected = error
         log.error("github app authentication failed", call=f"{method} {template}",
                   reason=str(rejected))
-        raise rejected
+        raise AppJwtRejected(str(rejected), rejected.github_message) from rejected
 
     def _reload_credentials(self) -> bool:
         """Read the App credentials from SSM again; True when they changed."""
-        with self._lock:
-            try:
-                fresh = load_app_credentials(self.ssm, self.id_name, self.key_name)
-            except GhrError as error:
-                log.warning("github app credentials not reloaded", error=str(error))
-                return False
-            old = self._credentials
-            if old is not None and fresh.app_id == old.app_id and same_key(fresh, old):
-                return False
-            self._credentials = fresh
-            return True
+        try:
+            return self.keyring.reload(self.index)
+        except GhrError as error:
+            log.warning("github app credentials not reloaded", error=str(error))
+            return False
 
     def installation_id(self, owner: str, runner_type: RunnerType, hint: int = 0) -> int:
         """The App's installation on `owner`: `hint` when non-zero, else looked up and cached."""
@@ -124,6 +122,16 @@ class AppAuth:
                 return cached
             return self._lookup(owner, runner_type)
 
+    def known_installation(self, owner: str, runner_type: RunnerType) -> int | None:
+        """The installation id on `owner` already resolved, without asking GitHub."""
+        with self._lock:
+            return self._installations.get((runner_type, owner))
+
+    def installations(self) -> set[int]:
+        """The installation ids this App resolved or was given."""
+        with self._lock:
+            return set(self._installations.values()) | set(self._tokens)
+
     def _lookup(self, owner: str, runner_type: RunnerType) -> int:
         if runner_type == "Org":
             template, path = "/orgs/{org}/installation", {"org": owner}
@@ -133,7 +141,7 @@ class AppAuth:
                                                                     "repo": repo}
         response = self.app_call("GET", template, path, accept=(404,))
         if response.status_code == 404:
-            raise PermanentError(f"GET {template}: 404 the GitHub App is not installed on {owner}")
+            raise AppNotInstalled(f"GET {template}: 404 the GitHub App is not installed on {owner}")
         installation = int(response.json()["id"])
         self._installations[(runner_type, owner)] = installation
         log.info("github installation resolved", owner=owner, installation_id=installation)
@@ -154,7 +162,7 @@ class AppAuth:
                 fresh = self._lookup(owner, runner_type)
                 minted = None if fresh == installation else self._mint(fresh)
                 if minted is None:
-                    raise PermanentError(
+                    raise AppNotInstalled(
                         "POST /app/installations/{installation_id}/access_tokens: 404 "
                         f"installation of {owner} not found"
                     )

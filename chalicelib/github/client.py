@@ -17,9 +17,10 @@ import requests
 from chalicelib import metrics
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import GhrError, PermanentError
-from chalicelib.github.auth import AppAuth, InstallationToken
+from chalicelib.github.app_key import AppKeyring
+from chalicelib.github.apps import GitHubApps
+from chalicelib.github.auth import InstallationToken
 from chalicelib.github.http import GitHubHttp
-from chalicelib.github.installation import InstallationCalls
 from chalicelib.github.limits import api_base_url
 from chalicelib.logs import get_logger
 from chalicelib.models import JitConfig, Runner, RunnerType
@@ -39,8 +40,9 @@ JIT_PATH = "/actions/runners/generate-jitconfig"
 class GitHubConfig:
     """What the GitHub adapter needs to know of the deployment."""
 
-    app_id_parameter: str
-    app_key_parameter: str
+    # The SSM parameters of each App's id and key, the webhook's App first (REFERENCE §10).
+    app_id_parameters: tuple[str, ...]
+    app_key_parameters: tuple[str, ...]
     # None: github.com. A GHES base URL otherwise (the API is under it, see github.limits).
     ghes_url: str | None = None
     ssl_verify: bool = True
@@ -83,9 +85,12 @@ class GitHubClient:
         self._ssm = ssm
         self.http = GitHubHttp(api_base_url(config.ghes_url), verify=config.ssl_verify,
                                session=session, clock=clock, sleep=sleep)
-        self._auth = AppAuth(self.http, ssm, config.app_id_parameter, config.app_key_parameter,
-                             clock, permissions=config.permissions)
-        self._calls = InstallationCalls(self.http, self._auth)
+        keyring = AppKeyring(ssm, list(zip(config.app_id_parameters, config.app_key_parameters,
+                                           strict=True)))
+        # Every installation call goes through the App selection; `_auth` is the webhook's App
+        # (installation ids of messages, the webhook's delivery log).
+        self._calls = GitHubApps(self.http, keyring, clock, config.permissions)
+        self._auth = self._calls.primary
         self._groups: dict[tuple[str, str], int] = {}
         self._clock = clock
         self._registration: dict[tuple[str, str], tuple[str, float]] = {}
@@ -101,14 +106,18 @@ class GitHubClient:
         return dict(self.http.last_rate_limit)
 
     def log_summary(self) -> None:
-        """Log this container's GitHub usage and publish the remaining rate-limit budget."""
+        """Log this container's GitHub usage, with the App each owner's calls went to, and
+        publish the remaining rate-limit budget: last seen, and last seen per App."""
         seen = self.http.last_rate_limit
         log.info("github usage", **self.http.stats,
                  rate_limit_remaining=seen.get("remaining"), rate_limit_limit=seen.get("limit"),
-                 rate_limit_reset=seen.get("reset"), rate_limit_resource=seen.get("resource"))
+                 rate_limit_reset=seen.get("reset"), rate_limit_resource=seen.get("resource"),
+                 **self._calls.summary())
         remaining = seen.get("remaining")
         if isinstance(remaining, int):
             metrics.put("GitHubAppRateLimitRemaining", remaining, unit="Count")
+        for app_id, left in self._calls.remaining_by_app().items():
+            metrics.put("GitHubAppRateLimitRemaining", left, unit="Count", App=str(app_id))
 
     def installation_id(self, owner: str, runner_type: RunnerType, hint: int = 0) -> int:
         """The App's installation id for `owner`; `hint` (the message's id) when non-zero."""

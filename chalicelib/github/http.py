@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ import requests
 
 from chalicelib.errors import PermanentError, RetryableError
 from chalicelib.github import limits
+from chalicelib.github.errors import GitHubForbidden as GitHubForbidden
+from chalicelib.github.errors import GitHubUnauthorized as GitHubUnauthorized
+from chalicelib.github.errors import PrimaryRateLimited, refusal
 from chalicelib.logs import get_logger
 
 log = get_logger(__name__)
@@ -42,19 +46,6 @@ _HEADERS = {
     "X-GitHub-Api-Version": "2022-11-28",
     "User-Agent": "github-runner-chalice",
 }
-
-
-class GitHubUnauthorized(PermanentError):
-    """GitHub answered 401: the credential sent was rejected (the caller may refresh once)."""
-
-    def __init__(self, text: str, github_message: str) -> None:
-        super().__init__(text)
-        self.github_message = github_message
-
-
-class GitHubForbidden(PermanentError):
-    """GitHub answered 403 for another reason than a rate limit: the credential sent may not do
-    this (an installation token without the permission, for one)."""
 
 
 def github_message(response: requests.Response) -> str:
@@ -95,6 +86,10 @@ class GitHubHttp:
         self._blocked_until: dict[str, float] = {}
         self._slots = threading.BoundedSemaphore(MAX_CONCURRENT_REQUESTS)
         self.last_rate_limit: dict[str, int | str] = {}
+        # Per bucket: the last x-ratelimit-remaining and -reset seen, most recent last; and the
+        # requests sent. Read by the App selection (github/apps.py), never asked for.
+        self.budgets: dict[str, tuple[int, float]] = {}
+        self.requests_by_bucket: Counter[str] = Counter()
         self.stats = {"requests": 0, "retries": 0, "rate_limited": 0, "waited_seconds": 0}
 
     def set_deadline(self, remaining_seconds: float) -> None:
@@ -105,12 +100,13 @@ class GitHubHttp:
         """Seconds before the deadline (may be negative), or None when no deadline is set."""
         return None if self._deadline is None else self._deadline - self.clock()
 
-    def _wait(self, seconds: float, call: str, reason: str) -> None:
-        """Sleep `seconds` if the budget allows it, else raise RetryableError naming the call."""
+    def _wait(self, seconds: float, call: str, reason: str,
+              error: type[RetryableError] = RetryableError) -> None:
+        """Sleep `seconds` if the budget allows it, else raise `error` naming the call."""
         left = self.time_left()
         allowed = MAX_WAIT_WITHOUT_DEADLINE if left is None else left
         if seconds > allowed:
-            raise RetryableError(
+            raise error(
                 f"{call}: {reason}; waiting {seconds:.0f}s would exceed the time left "
                 f"({max(0.0, allowed):.0f}s)"
             )
@@ -144,6 +140,10 @@ class GitHubHttp:
                 seen[name] = value if name == "resource" else _int(value)
         seen["bucket"] = bucket
         self.last_rate_limit = seen
+        remaining, reset = seen.get("remaining"), seen.get("reset")
+        if isinstance(remaining, int) and isinstance(reset, int):
+            self.budgets.pop(bucket, None)
+            self.budgets[bucket] = (remaining, float(reset))
         if seen.get("remaining") == 0 and response.status_code < 300 and "reset" in seen:
             # The budget is spent: the next call would only earn a 403 (R-RL-01).
             self._blocked_until[bucket] = float(seen["reset"]) + limits.PRIMARY_RESET_SLACK_SECONDS
@@ -156,7 +156,8 @@ class GitHubHttp:
         if wait <= 0:
             del self._blocked_until[bucket]
             return
-        self._wait(wait, call, "primary rate limit exhausted until x-ratelimit-reset")
+        self._wait(wait, call, "primary rate limit exhausted until x-ratelimit-reset",
+                   PrimaryRateLimited)
         self._blocked_until.pop(bucket, None)
 
     def write_capacity(self, method: str, template: str) -> int:
@@ -219,7 +220,7 @@ class GitHubHttp:
                 self._backoff(call, attempt, f"{status} {message}")
                 attempt += 1
                 continue
-            raise _refusal(call, status, message)
+            raise refusal(call, status, message)
 
     def _send(self, outgoing: _Outgoing) -> requests.Response:
         """One attempt, after any rate-limit block and write pacing; network failures (to retry)
@@ -231,6 +232,7 @@ class GitHubHttp:
         try:
             with self._slots:
                 self.stats["requests"] += 1
+                self.requests_by_bucket[outgoing.bucket] += 1
                 response = self.session.request(
                     outgoing.method, outgoing.url, params=outgoing.query, json=outgoing.body,
                     headers=outgoing.headers,
@@ -259,9 +261,10 @@ class GitHubHttp:
         if hit.kind == "primary":
             # Remember it for the other calls of this container too (R-RL-01).
             self._blocked_until[bucket] = self.clock() + hit.wait_seconds
+        error = PrimaryRateLimited if hit.kind == "primary" else RetryableError
         if earlier >= MAX_RATE_LIMIT_WAITS:
-            raise RetryableError(f"{call}: {reason} (gave up after {earlier} waits)")
-        self._wait(hit.wait_seconds, call, reason)
+            raise error(f"{call}: {reason} (gave up after {earlier} waits)")
+        self._wait(hit.wait_seconds, call, reason, error)
         self._blocked_until.pop(bucket, None)
 
 
@@ -276,16 +279,6 @@ class _Outgoing:
     bucket: str
     query: Mapping[str, str | int] | None
     body: Any
-
-
-def _refusal(call: str, status: int, message: str) -> PermanentError:
-    """The error for a 4xx that is not a rate limit: retrying would get the same answer."""
-    if status == 401:
-        hint = limits.unauthorized_hint(message)
-        return GitHubUnauthorized(f"{call}: 401 {message} ({hint})", message)
-    if status == 403:
-        return GitHubForbidden(f"{call}: 403 {message}")
-    return PermanentError(f"{call}: {status} {message}")
 
 
 def _int(text: str) -> int | str:

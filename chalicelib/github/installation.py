@@ -8,9 +8,9 @@ from typing import Any
 
 import requests
 
-from chalicelib.errors import PermanentError
 from chalicelib.github.auth import AppAuth, InstallationToken
-from chalicelib.github.http import GitHubForbidden, GitHubHttp, GitHubUnauthorized
+from chalicelib.github.errors import GitHubForbidden, GitHubUnauthorized, InstallationRejected
+from chalicelib.github.http import GitHubHttp
 from chalicelib.logs import get_logger
 from chalicelib.models import RunnerType
 
@@ -27,7 +27,7 @@ class InstallationCalls:
 
     def __init__(self, http: GitHubHttp, auth: AppAuth) -> None:
         self.http = http
-        self._auth = auth
+        self.auth = auth
 
     def send(self, token: InstallationToken, method: str, template: str,
               path: Mapping[str, str | int], **options: Any) -> requests.Response:
@@ -37,32 +37,32 @@ class InstallationCalls:
     def call(self, owner: str, runner_type: RunnerType, installation_id: int, method: str,
               template: str, path: Mapping[str, str | int], **options: Any) -> requests.Response:
         """One call as `owner`'s installation; a rejected token is renewed and retried once."""
-        token = self._auth.token(owner, runner_type, installation_id)
+        token = self.auth.token(owner, runner_type, installation_id)
         try:
             return self.send(token, method, template, path, **options)
         except GitHubForbidden:
             # A limited token may lack what this call needs (runners of the other type left
             # from an earlier configuration, a GHES with other permission names): tokens of
             # everything the installation grants from now on, as before R-AUTH-05.
-            if not self._auth.unscope():
+            if not self.auth.unscope():
                 raise
             log.warning("github token permissions too narrow; minting unscoped",
                         call=f"{method} {template}", installation_id=token.installation_id)
-            token = self._auth.token(owner, runner_type, token.installation_id)
+            token = self.auth.token(owner, runner_type, token.installation_id)
             return self.send(token, method, template, path, **options)
         except GitHubUnauthorized:
             # Revoked or expired early (FI-06, BI-26): one fresh token, one more try.
             log.warning("github installation token rejected", call=f"{method} {template}",
                         installation_id=token.installation_id)
-            self._auth.invalidate(token.installation_id)
-        token = self._auth.token(owner, runner_type, token.installation_id)
+            self.auth.invalidate(token.installation_id)
+        token = self.auth.token(owner, runner_type, token.installation_id)
         try:
             return self.send(token, method, template, path, **options)
         except GitHubUnauthorized as error:
-            self._auth.invalidate(token.installation_id)
+            self.auth.invalidate(token.installation_id)
             log.error("github authentication failed", call=f"{method} {template}",
                       installation_id=token.installation_id)
-            raise PermanentError(
+            raise InstallationRejected(
                 f"{method} {template}: 401 installation token rejected after a refresh "
                 "(App key revoked or installation suspended?)"
             ) from error
