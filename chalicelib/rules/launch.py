@@ -27,8 +27,11 @@ def web_base_url(ghes_url: str | None) -> str:
 
 
 def config_arguments(settings: Settings, owner: str, runner_type: RunnerType, token: str) -> str:
-    """The `config.sh` arguments of docs/REFERENCE.md §4, shell-quoted where a value needs it."""
-    parts = [f"--url {web_base_url(settings.ghes_url)}/{owner}", f"--token {token}"]
+    """The `config.sh` arguments of docs/REFERENCE.md §4, every value shell-quoted where it needs
+    it: the start script refuses a value holding an unquoted shell character (a GHES URL with
+    `?` or `&`) rather than guess what it meant."""
+    parts = ["--url " + shlex.quote(f"{web_base_url(settings.ghes_url)}/{owner}"),
+             "--token " + shlex.quote(token)]
     if settings.runner_labels:
         parts.append("--labels " + shlex.quote(",".join(settings.runner_labels)))
     if runner_type == "Org":

@@ -6,6 +6,8 @@ Issue 4 points 2 and 4, Guarantee 1, R-UP-02/04, R-EC2-02, R-Q-06.
 
 from __future__ import annotations
 
+import shlex
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -215,3 +217,12 @@ def test_config_arguments_quote_labels_holding_shell_metacharacters() -> None:
     arguments = config_arguments(settings_of(RUNNER_LABELS="a b,$(x),c"), "acme", "Org", "T")
 
     assert "--labels 'a b,$(x),c'" in arguments
+
+
+def test_config_arguments_quote_a_ghes_url_holding_shell_characters() -> None:
+    settings = settings_of(GHES_URL="https://ghes.example.com/?a=1&b")
+
+    arguments = config_arguments(settings, "acme", "Org", "TOKEN")
+
+    assert shlex.split(arguments)[:4] == ["--url", "https://ghes.example.com/?a=1&b/acme",
+                                          "--token", "TOKEN"]
