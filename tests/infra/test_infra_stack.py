@@ -223,3 +223,32 @@ def test_enable_batch_failures_fails_when_there_is_no_mapping_to_fix(
 
     assert result.returncode == 1
     assert "no SQS event source mapping" in result.stderr
+
+
+def test_more_github_apps_are_listed_for_the_functions_and_readable_by_their_roles(
+        stack: Any) -> None:
+    # docs/REFERENCE.md §10: AdditionalGitHubAppCount=2 -> three Apps, the first one first.
+    cloudformation = stack.boto("cloudformation")
+    deployment = stack.deployment
+    parameters = {"Prefix": "apps", "VpcId": deployment.vpc_id, "GitHubAppId": "4242",
+                  "SubnetIds": ",".join(deployment.subnet_ids), "AdditionalGitHubAppCount": "2"}
+    cloudformation.create_stack(
+        StackName="ghr-apps", TemplateBody=build.STACK.read_text(),
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Parameters=[{"ParameterKey": k, "ParameterValue": v} for k, v in parameters.items()])
+    description = cloudformation.describe_stacks(StackName="ghr-apps")["Stacks"][0]
+    outputs = {o["OutputKey"]: o["OutputValue"] for o in description["Outputs"]}
+
+    root = "/github-action-runners/apps/app"
+    assert outputs["GitHubAppIdParameterName"].split(",") == [
+        f"{root}/github_app_id", f"{root}/github_app_2_id", f"{root}/github_app_3_id"]
+    assert outputs["GitHubAppKeyParameterName"].split(",") == [
+        f"{root}/github_app_key_base64", f"{root}/github_app_2_key_base64",
+        f"{root}/github_app_3_key_base64"]
+    iam = stack.boto("iam")
+    [policy] = [p for p in iam.list_policies(Scope="Local")["Policies"]
+                if p["PolicyName"].startswith("ghr-apps-GitHubAppReadPolicy")]
+    document = iam.get_policy_version(PolicyArn=policy["Arn"],
+                                      VersionId=policy["DefaultVersionId"])
+    text = json.dumps(document["PolicyVersion"]["Document"])
+    assert "github_app_3_key_base64" in text and "github_app_4_id" not in text
