@@ -69,7 +69,11 @@ def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
                  remaining_seconds: float) -> list[str]:
     """Launch runners for a batch of SQS records; return the message ids to retry."""
     deps.github.set_deadline(max(1.0, remaining_seconds - _reserve(remaining_seconds)))
-    return ScaleUp(deps).run(records, remaining_seconds)
+    try:
+        return ScaleUp(deps).run(records, remaining_seconds)
+    finally:
+        # Each invocation's log names the App each owner's calls went to (REFERENCE.md §10).
+        deps.github.log_summary()
 
 
 class ScaleUp:
