@@ -35,16 +35,11 @@ STAGE = "sample"  # the stage of .chalice/config.json that `make package` packag
 PROFILES: dict[str, dict[str, Any]] = {
     "all": {"modules": ["services.scale_up", "services.scale_down", "services.pool",
                         "services.webhook"],
-            "settings": ["scale_up", "scale_down", "adjust_pool", "webhook"],
-            "services": ["ec2", "ssm", "sqs"], "github": "scale_up"},
-    "scale_up": {"modules": ["services.scale_up"], "settings": ["scale_up"],
-                 "services": ["ec2", "ssm"], "github": "scale_up"},
-    "scale_down": {"modules": ["services.scale_down"], "settings": ["scale_down"],
-                   "services": ["ec2", "ssm"], "github": "scale_down"},
-    "adjust_pool": {"modules": ["services.pool"], "settings": ["adjust_pool"],
-                    "services": ["ec2", "ssm", "sqs"], "github": "adjust_pool"},
-    "webhook": {"modules": ["services.webhook"], "settings": ["webhook"],
-                "services": ["ssm", "sqs"], "github": None},
+            "builders": ["scale_up", "scale_down", "adjust_pool", "webhook"]},
+    "scale_up": {"modules": ["services.scale_up"], "builders": ["scale_up"]},
+    "scale_down": {"modules": ["services.scale_down"], "builders": ["scale_down"]},
+    "adjust_pool": {"modules": ["services.pool"], "builders": ["adjust_pool"]},
+    "webhook": {"modules": ["services.webhook"], "builders": ["webhook"]},
 }
 FUNCTIONS = ("scale_up", "scale_down", "adjust_pool", "webhook")
 
@@ -73,12 +68,10 @@ for name in spec["modules"]:
             raise
 t2 = time.perf_counter()
 from chalicelib import wiring
-for function in spec["settings"]:
-    wiring.settings(function)
-for service in spec["services"]:
-    wiring.aws(service)
-if spec["github"]:
-    wiring.github(spec["github"])
+# What the handler builds before its first call: the entry point's own wiring builder (its
+# settings, every client and adapter it hands the service, the state table's included).
+for builder in spec["builders"]:
+    getattr(wiring, builder)()
 t3 = time.perf_counter()
 print(json.dumps({
     "runtime_preimports_ms": (t0 - tr) * 1000,
