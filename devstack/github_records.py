@@ -18,7 +18,7 @@ class ApiError(Exception):
 # What the App asks for when installed (its manifest): what every installation grants unless a
 # test grants less.
 APP_PERMISSIONS = {
-    "actions": "read",
+    "actions": "write",
     "administration": "write",
     "metadata": "read",
     "organization_self_hosted_runners": "write",
