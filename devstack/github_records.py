@@ -63,6 +63,8 @@ class JobRecord:
     runner_name: str | None = None
     runner_group_id: int | None = None
     runner_group_name: str | None = None
+    run_attempt: int = 1
+    rerun_of: int | None = None  # the job this one re-runs (POST .../jobs/{job_id}/rerun)
 
     @property
     def full_repo(self) -> str:
