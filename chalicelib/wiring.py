@@ -152,15 +152,17 @@ def github_config(values: Settings, function: FunctionName) -> GitHubConfig:
 
 
 def github(function: FunctionName, quick: bool = False) -> GitHubClient:
-    """The GitHub App client, one per container: it holds the token and installation caches.
-    `quick`: its SSM reads (the App key) retry little, as the webhook's calls do."""
-    if "client" not in _github:
+    """The GitHub App client of `function`, one per container: it holds the token and
+    installation caches, its tokens limited to what `function` needs (one process running
+    several functions, as the tests and the demo do, gets one client each). `quick`: its SSM
+    reads (the App key) retry little, as the webhook's calls do."""
+    if function not in _github:
         from chalicelib.aws.ssm import Ssm
         from chalicelib.github.client import GitHubClient
 
-        _github["client"] = GitHubClient(github_config(settings(function), function),
+        _github[function] = GitHubClient(github_config(settings(function), function),
                                          Ssm(aws("ssm", quick=quick)))
-    return _github["client"]
+    return _github[function]
 
 
 def state_table(function: FunctionName) -> StateTable:

@@ -63,17 +63,21 @@ def parse_event(event: Any) -> Ec2Event | Ignored:
     if not isinstance(event, Mapping):
         return Ignored("not an object", malformed=True)
     kind = event.get("detail-type")
-    detail = event.get("detail")
+    if not isinstance(kind, str) or not isinstance(event.get("source"), str):
+        return Ignored("no source or detail-type", malformed=True)
     if event.get("source") != "aws.ec2" or kind not in (INTERRUPTION, STATE_CHANGE):
-        return Ignored(f"not an EC2 event of interest: {str(kind)[:60]}")
-    if not isinstance(detail, Mapping):
-        return Ignored("no detail", malformed=True)
-    instance_id = detail.get("instance-id")
+        return Ignored(f"not an EC2 event of interest: {kind[:60]}")
+    detail = event.get("detail")
+    instance_id = detail.get("instance-id") if isinstance(detail, Mapping) else None
     if not isinstance(instance_id, str) or not INSTANCE_ID.fullmatch(instance_id):
         return Ignored("no valid instance-id in the detail", malformed=True)
     time = _time(event.get("time"))
     if kind == INTERRUPTION:
         return Ec2Event("interruption", instance_id, time)
+    return _state_change(instance_id, time, detail)
+
+
+def _state_change(instance_id: str, time: str | None, detail: Any) -> Ec2Event | Ignored:
     state = detail.get("state")
     if not isinstance(state, str):
         return Ignored("no state in the detail", malformed=True)
