@@ -45,8 +45,10 @@ PROFILES: dict[str, dict[str, Any]] = {
                     "services": ["ec2", "ssm", "sqs"], "github": "adjust_pool"},
     "webhook": {"modules": ["services.webhook"], "settings": ["webhook"],
                 "services": ["ssm", "sqs"], "github": None},
+    "ec2_events": {"modules": ["services.ec2_events"], "settings": ["ec2_events"],
+                   "services": ["ec2", "ssm", "dynamodb"], "github": "ec2_events"},
 }
-FUNCTIONS = ("scale_up", "scale_down", "adjust_pool", "webhook")
+FUNCTIONS = ("scale_up", "scale_down", "adjust_pool", "webhook", "ec2_events")
 
 # What the python3.11 runtime's bootstrap (the runtime interface client, awslambdaric: its
 # bootstrap.py, lambda_context.py, lambda_runtime_client.py, lambda_runtime_log_utils.py and
