@@ -42,9 +42,11 @@ ADVICE = ("the GitHub App needs the repository permission `actions: write` to re
 _advised: set[str] = set()
 
 
-def _state_of(outcome: RerunOutcome) -> str:
-    return {"requested": reruns.REQUESTED, "run_in_progress": reruns.PENDING}.get(
-        outcome, reruns.REFUSED)
+def _state_of(outcome: str) -> str:
+    """The claim's state after an answer: pending while the run goes on or GitHub did not
+    answer, closed otherwise."""
+    return {"requested": reruns.REQUESTED, "run_in_progress": reruns.PENDING,
+            "unanswered": reruns.PENDING}.get(outcome, reruns.REFUSED)
 
 
 class Reruns:
@@ -120,12 +122,13 @@ def request_rerun(table: StateTable, github: GitHubClient, settings: Settings,
     """Ask GitHub to re-run the claimed job and record the claim's new state; the state.
     GitHub not answering leaves the claim pending (scale-down asks again)."""
     runner_type: RunnerType = "Org" if settings.enable_organization_runners else "Repo"
+    outcome: RerunOutcome | str
     try:
         outcome = github.rerun_job(repository, job_id, installation_id, runner_type)
     except GhrError as error:
         log.warning("job re-run not asked; left to scale-down", repository=repository,
                     job_id=job_id, error=str(error))
-        outcome = "run_in_progress"
+        outcome = "unanswered"  # the claim stays pending
     state = _state_of(outcome)
     if outcome == "forbidden":
         if repository.split("/")[0].lower() not in _advised:

@@ -135,3 +135,16 @@ def test_a_failing_state_table_costs_the_delivery_nothing(ghr: Harness) -> None:
     ghr.deliver("completed", job)  # 200 all the same
 
     assert ghr.logged("re-run bookkeeping failed")
+
+
+def test_a_rerun_github_does_not_answer_is_left_pending_for_scale_down(ghr: Harness) -> None:
+    _, job, runner = interrupted_busy_job(ghr)
+    ghr.fake.lose_runner(runner)
+    ghr.fake.fail_next(RERUN, n=4, status=502)
+
+    ghr.deliver("completed", job)  # 200: the webhook gave up within its few seconds
+
+    claim = ghr.item("rerun#devstack", f"{ORG}/app#{job}")
+    assert claim is not None and (claim["state"], claim["outcome"]) == ("pending", "unanswered")
+    ghr.scale_down()
+    assert len(reruns_of(ghr, job)) == 1
