@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from chalice.app import Chalice, Response
+from chalice.app import Chalice, CloudWatchEvent, Response
 
 from chalicelib import logs, metrics, wiring
 from chalicelib.errors import ConfigError, RetryableError
+from chalicelib.rules.ec2_events import EVENT_PATTERN
 
 app = Chalice(app_name="github-runners")
 log = logs.get_logger(__name__)
@@ -117,3 +118,34 @@ def sync_runner_binaries(event: Any) -> None:
     _start("sync_runner_binaries", getattr(event, "context", None))
     run_sync(wiring.sync_runner_binaries())
     metrics.flush(function="sync_runner_binaries")
+
+
+@app.on_cw_event(EVENT_PATTERN)
+def ec2_events(event: CloudWatchEvent) -> None:
+    """Spot interruption warnings and runner instances ending: runners and tokens go at once."""
+    from chalicelib.services.ec2_events import handle_event
+
+    remaining = _start("ec2_events", getattr(event, "context", None))
+    try:
+        handle_event(event.to_dict(), wiring.ec2_events(), remaining_seconds=remaining)
+    except ConfigError as error:
+        log.error("configuration error", problems=error.problems)
+        raise
+    finally:
+        metrics.flush(function="ec2_events")
+
+
+class _AnyEvent(CloudWatchEvent):
+    """EventBridge's event as chalice reads it, without failing on a missing key: a malformed
+    event is logged and ignored by the service (§9), never an invocation error."""
+
+    def _extract_attributes(self, event_dict: dict[str, Any]) -> None:
+        data = event_dict if isinstance(event_dict, dict) else {}
+        self.version, self.account, self.region = (str(data.get(k, "")) for k in (
+            "version", "account", "region"))
+        self.detail, self.detail_type = data.get("detail") or {}, str(data.get("detail-type"))
+        self.source, self.time = str(data.get("source", "")), str(data.get("time", ""))
+        self.event_id, self.resources = str(data.get("id", "")), data.get("resources") or []
+
+
+ec2_events.event_class = _AnyEvent

@@ -83,6 +83,23 @@ WORKLOADS = (
               "per runner of both runs, which choosing an App must not raise.",
     ),
     Workload(
+        "lost_jobs_retry", "Job retry: calls added per 100 jobs (10% still queued after the delay)",
+        _lazy("bench.lost_jobs", "bench_job_retry"), runs=1,
+        about="100 jobs of one org through scale_up with JOB_RETRY_CONFIG on (reuse runners, "
+              "queued check on, no cap, warm): each consumed message goes back (one "
+              "SendMessageBatch per batch's group), then, the delay elapsed and 90 of the jobs "
+              "started meanwhile, the 100 retried messages come back: one job status call each, "
+              "and the 10 still queued are launched for again (REFERENCE §8).",
+    ),
+    Workload(
+        "lost_jobs_rerun", "Re-run of interrupted jobs: calls added per 100 jobs",
+        _lazy("bench.lost_jobs", "bench_rerun"), runs=1,
+        about="100 jobs' in_progress and completed deliveries through the webhook, 10 lost "
+              "with an instance ec2_events recorded as interrupted, with "
+              "ENABLE_SPOT_INTERRUPTION_RERUN on against off; the webhook's GitHub client "
+              "starts cold (REFERENCE §9).",
+    ),
+    Workload(
         "scale_down_200", "Scale-down over 200 runners (50 idle, 150 busy)",
         _lazy("bench.scale_down", "bench_scale_down_200"), runs=3,
         targets=(Target("github_calls", "<=", 55), Target("aws_calls", "<=", 4)),

@@ -40,8 +40,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "scale_down": {"modules": ["services.scale_down"], "builders": ["scale_down"]},
     "adjust_pool": {"modules": ["services.pool"], "builders": ["adjust_pool"]},
     "webhook": {"modules": ["services.webhook"], "builders": ["webhook"]},
+    "ec2_events": {"modules": ["services.ec2_events"], "builders": ["ec2_events"]},
 }
-FUNCTIONS = ("scale_up", "scale_down", "adjust_pool", "webhook")
+FUNCTIONS = ("scale_up", "scale_down", "adjust_pool", "webhook", "ec2_events")
 
 # What the python3.11 runtime's bootstrap (the runtime interface client, awslambdaric: its
 # bootstrap.py, lambda_context.py, lambda_runtime_client.py, lambda_runtime_log_utils.py and

@@ -26,6 +26,8 @@ TAG_BYPASS_REMOVAL = "ghr:bypass-removal"
 TAG_RUNNER_ID = "ghr:github_runner_id"
 # The cap reservation an instance was launched under (services/capacity.py).
 TAG_RESERVATION = "ghr:reservation"
+# Set by ec2_events on an instance whose spot interruption warning came, to the event's time.
+TAG_INTERRUPTED = "ghr:interrupted"
 APPLICATION = "github-action-runner"
 
 
@@ -39,6 +41,8 @@ class Instance:
     owner: str = ""
     runner_type: RunnerType = "Org"
     tags: tuple[tuple[str, str], ...] = ()
+    instance_type: str = ""
+    availability_zone: str = ""
 
     def tag(self, key: str) -> str | None:
         """The value of tag `key`, or None."""

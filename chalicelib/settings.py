@@ -27,9 +27,12 @@ from chalicelib.env_values import (
 from chalicelib.errors import ConfigError
 from chalicelib.models import CapacityType
 from chalicelib.rules.idle_windows import IdleWindow, parse_idle_windows
+from chalicelib.rules.job_retry import JOB_RETRY_OFF, JobRetryConfig
 from chalicelib.rules.tags import parse_user_tags
+from chalicelib.settings_lost_jobs import lost_jobs
 
-FunctionName = Literal["scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries"]
+FunctionName = Literal["scale_up", "scale_down", "adjust_pool", "webhook", "sync_runner_binaries",
+                       "ec2_events"]
 
 _GITHUB_APP = ("PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME")
 _LAUNCH = ("LAUNCH_TEMPLATE_NAME", "SUBNET_IDS", "SSM_TOKEN_PATH", "SSM_CONFIG_PATH")
@@ -41,6 +44,7 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "webhook": ("ENVIRONMENT", "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME", "SQS_URL_WEBHOOK",
                 "STATE_TABLE_NAME"),
     "sync_runner_binaries": ("ENVIRONMENT", "RUNNER_BINARIES_BUCKET"),
+    "ec2_events": ("ENVIRONMENT", "SSM_TOKEN_PATH", *_GITHUB_APP, "STATE_TABLE_NAME"),
 }
 
 RunnerOs = Literal["linux", "windows"]
@@ -116,6 +120,9 @@ class Settings:
     runner_releases_api_url: str = GITHUB_API
     enable_metrics: bool = True
     metrics_namespace: str = "GitHub Runners"
+    # Lost jobs (docs/REFERENCE.md §8, §9): job retry, and re-running interrupted jobs.
+    job_retry_config: JobRetryConfig = JOB_RETRY_OFF
+    enable_spot_interruption_rerun: bool = True
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
@@ -152,6 +159,7 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
         ),
         **_binaries_and_metrics(r),
         state_table_name=r.text("STATE_TABLE_NAME"),
+        **lost_jobs(r, function, _GITHUB_APP),
     )
     if r.problems:
         raise ConfigError(r.problems)

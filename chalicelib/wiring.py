@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from chalicelib.aws.state import StateTable
     from chalicelib.github.client import GitHubClient, GitHubConfig
     from chalicelib.services.capacity import CapacityLedger
+    from chalicelib.services.ec2_events import Ec2EventsDeps
     from chalicelib.services.images import ImageResolver
     from chalicelib.services.pool import PoolDeps
     from chalicelib.services.runner_binaries import SyncDeps
@@ -150,15 +151,18 @@ def github_config(values: Settings, function: FunctionName) -> GitHubConfig:
     )
 
 
-def github(function: FunctionName) -> GitHubClient:
-    """The GitHub App client, one per container: it holds the token and installation caches."""
-    if "client" not in _github:
+def github(function: FunctionName, quick: bool = False) -> GitHubClient:
+    """The GitHub App client of `function`, one per container: it holds the token and
+    installation caches, its tokens limited to what `function` needs (one process running
+    several functions, as the tests and the demo do, gets one client each). `quick`: its SSM
+    reads (the App key) retry little, as the webhook's calls do."""
+    if function not in _github:
         from chalicelib.aws.ssm import Ssm
         from chalicelib.github.client import GitHubClient
 
-        _github["client"] = GitHubClient(github_config(settings(function), function),
-                                         Ssm(aws("ssm")))
-    return _github["client"]
+        _github[function] = GitHubClient(github_config(settings(function), function),
+                                         Ssm(aws("ssm", quick=quick)))
+    return _github[function]
 
 
 def state_table(function: FunctionName) -> StateTable:
@@ -187,13 +191,16 @@ def write_budget(function: FunctionName) -> WriteBudget:
 def scale_up() -> ScaleUpDeps:
     """What `scale_up` works with (ConfigError when the configuration is bad)."""
     from chalicelib.aws.ec2 import Ec2
+    from chalicelib.aws.sqs import BuildQueue
     from chalicelib.aws.ssm import Ssm
     from chalicelib.services.scale_up import ScaleUpDeps
 
     values = settings("scale_up")
+    queue = (BuildQueue(aws("sqs"), values.sqs_url_webhook)
+             if values.job_retry_config.enable else None)
     return ScaleUpDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
                        github("scale_up"), capacity("scale_up"), write_budget("scale_up"),
-                       image_resolver())
+                       image_resolver(), queue)
 
 
 def scale_down() -> ScaleDownDeps:
@@ -233,9 +240,16 @@ def webhook() -> WebhookDeps:
     previous = values.parameter_github_app_webhook_secret_previous_name
     secrets = cached(f"webhook-secret:{name}:{previous}", lambda: WebhookSecrets(
         Ssm(aws("ssm", quick=True)), name, previous_name=previous))
+    table = StateTable(aws("dynamodb", quick=True), values.state_table_name)
+    reruns = None
+    if values.enable_spot_interruption_rerun:
+        from chalicelib.services.rerun import Reruns
+
+        # The GitHub client is built on the first re-run only: most deliveries need none.
+        reruns = Reruns(values, table, lambda: github("webhook", quick=True))
     return WebhookDeps(values, secrets,
-                       BuildQueue(aws("sqs", quick=True), values.sqs_url_webhook),
-                       StateTable(aws("dynamodb", quick=True), values.state_table_name))
+                       BuildQueue(aws("sqs", quick=True), values.sqs_url_webhook), table,
+                       reruns)
 
 
 def sync_runner_binaries() -> SyncDeps:
@@ -248,6 +262,16 @@ def sync_runner_binaries() -> SyncDeps:
     releases = RunnerReleases(values.runner_releases_api_url,
                               prerelease=values.runner_allow_prerelease_binaries)
     return SyncDeps(values, releases.latest, aws("s3"))
+
+
+def ec2_events() -> Ec2EventsDeps:
+    """What `ec2_events` works with (ConfigError when the configuration is bad)."""
+    from chalicelib.aws.ec2 import Ec2
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.ec2_events import Ec2EventsDeps
+
+    return Ec2EventsDeps(settings("ec2_events"), Ec2(aws("ec2")), Ssm(aws("ssm")),
+                         github("ec2_events"), state_table("ec2_events"))
 
 
 def image_resolver() -> ImageResolver:

@@ -24,7 +24,7 @@ from demo.lambdas import Lambdas
 from demo.live import LiveView
 from demo.observe import Event, Observer
 from demo.recording import Recording
-from demo.scenario import Scenario
+from demo.scenario import Interruption, Scenario
 from demo.schedules import Schedules
 
 # What the runner simulation reports that the observer cannot see: registration as it happens
@@ -172,6 +172,10 @@ class Demo:
                 f"{self.scenario.apps} ({ids}), each installed on every owner; the first is "
                 "the webhook's")
         self.recording.cap = self.config.max_runners
+        if self.scenario.interruptions:
+            self.recording.config["spot interruptions"] = ", ".join(
+                f"{i.count} busy runner(s) at {i.at / 60:g} min" for i in
+                self.scenario.interruptions) + "; EC2 takes each back 2 min after its notice"
         return env
 
     def _replay(self, stack: Any, log: Any) -> None:
@@ -181,6 +185,8 @@ class Demo:
         stack.github.on_job_event = lambda action, job: self.webhooks.append((action, job["id"]))
         lambdas = Lambdas(stack, log, visibility_seconds=max(1, round(30 / config.speed)))
         simulation = _simulation(stack, config, env["ENVIRONMENT"])
+        spot = _spot(simulation, config)
+        interruptions = list(self.scenario.interruptions)
         observer = Observer(stack, config.speed, env["ENVIRONMENT"])
         schedules = Schedules(config, lambdas, stack.github, env["RUNNER_BINARIES_BUCKET"],
                               self.scenario.last_queued_at)
@@ -203,9 +209,11 @@ class Demo:
                                              duration=job.duration / config.speed)
                     self._deliver_webhooks(lambdas)
                     lambdas.drain_build_queue()
-                    for _, kind, detail in simulation.step():
-                        if kind in SIMULATION_EVENTS:
-                            show(Event(now, kind, detail))
+                    stepped = [Event(now, kind, detail) for _, kind, detail
+                               in simulation.step() if kind in SIMULATION_EVENTS]
+                    for event in (*stepped, *self._interrupt(now, interruptions, spot,
+                                                             lambdas)):
+                        show(event)
                     self._deliver_webhooks(lambdas)
                     for event in schedules.due(now):
                         show(event)
@@ -234,6 +242,27 @@ class Demo:
         rec.github_calls_by_app = lambdas.stats.github_by_app
         rec.invocations = lambdas.stats.counts
         rec.runs = schedules.runs
+        rec.jobs_lost, rec.reruns = observer.lost, observer.reruns
+
+    def _interrupt(self, now: float, due: list[Interruption], spot: Any,
+                   lambdas: Lambdas) -> list[Event]:
+        """Spot interruptions of busy runners when the scenario says so, instances taken back
+        when their notice runs out, and every EC2 event delivered to ec2_events."""
+        events: list[Event] = []
+        # An interruption waits for busy runners to hit (the burst may not have started yet).
+        while due and due[0].at <= now and (busy := spot.busy_instances()):
+            first = due.pop(0)
+            for instance_id in busy[:first.count]:
+                spot.interrupt(instance_id)
+                self.recording.interruptions.append((now, instance_id))
+                events.append(Event(now, "interrupted", f"{instance_id}: EC2's two-minute "
+                                                        "spot interruption notice"))
+            if first.count > len(busy):
+                due.insert(0, Interruption(first.at, first.count - len(busy)))
+        events.extend(Event(now, kind, detail) for _, kind, detail in spot.step())
+        for event in spot.take_events():
+            lambdas.ec2_event(event)
+        return events
 
     def _deliver_webhooks(self, lambdas: Lambdas) -> None:
         while self.webhooks:
@@ -249,6 +278,13 @@ def _simulation(stack: Any, config: DemoConfig, environment: str) -> Any:
                             boot_delay=config.instance_boot_seconds / config.speed)
 
 
+def _spot(simulation: Any, config: DemoConfig) -> Any:
+    from devstack.spot import SpotInterruptions
+
+    # EC2 takes an instance back two minutes (simulated) after its notice.
+    return SpotInterruptions(simulation, notice_seconds=120.0 / config.speed)
+
+
 def _warm_up() -> None:
     """Import the handlers' modules and build their clients, as warm Lambda containers have.
 
@@ -260,10 +296,10 @@ def _warm_up() -> None:
     from chalicelib import wiring
 
     for module in ("chalicelib.services.scale_up", "chalicelib.services.scale_down",
-                   "chalicelib.services.webhook"):
+                   "chalicelib.services.webhook", "chalicelib.services.ec2_events"):
         importlib.import_module(module)
     for function in ("scale_up", "scale_down", "webhook", "adjust_pool",
-                     "sync_runner_binaries"):
+                     "sync_runner_binaries", "ec2_events"):
         wiring.settings(function)
     for service in ("ec2", "ssm", "sqs", "s3"):
         wiring.aws(service)

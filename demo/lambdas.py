@@ -78,6 +78,10 @@ class Lambdas:
             self.stats.rejected_webhooks += 1
         return status
 
+    def ec2_event(self, event: dict[str, Any]) -> None:
+        """Deliver an EC2 event to `ec2_events`, as its EventBridge rule would."""
+        self._invoke("ec2_events", lambda: self.client.lambda_.invoke("ec2_events", event))
+
     def drain_build_queue(self) -> int:
         """Feed every visible build-queue message to `scale_up` in batches; returns messages fed."""
         fed = 0

@@ -23,6 +23,10 @@ STYLES = {
     "pool": "cyan",
     "binaries": "dim",
     "new release": "dim",
+    "interrupted": "bold red",
+    "spot reclaimed": "red",
+    "job lost": "red",
+    "re-run": "green",
 }
 
 

@@ -26,6 +26,8 @@ class _Seen:
     runners: dict[str, bool] = field(default_factory=dict)  # name -> busy
     started: set[int] = field(default_factory=set)
     completed: set[int] = field(default_factory=set)
+    lost: set[int] = field(default_factory=set)  # failed or cancelled: their runner was lost
+    reruns: set[int] = field(default_factory=set)
 
 
 class Observer:
@@ -73,8 +75,7 @@ class Observer:
                 events.append(Event(t, "job started",
                                     f"{job.full_repo} #{job.id} on {job.runner_name}, "
                                     f"waited {_wait_text(wait)}"))
-            if job.status == "completed":
-                self.seen.completed.add(job.id)
+            events.extend(self._ended(t, job))
         for name in sorted(self.seen.runners.keys() - runners.keys()):
             events.append(Event(t, "deregistered", f"runner {name}"))
         for instance_id in sorted(self.seen.instances.keys() - instances.keys()):
@@ -97,10 +98,37 @@ class Observer:
         )
         return sample, events
 
+    def _ended(self, t: float, job: Any) -> list[Event]:
+        """A job completed (counted when it succeeded), lost, or re-run as a new attempt."""
+        events = []
+        if job.rerun_of is not None and job.id not in self.seen.reruns:
+            self.seen.reruns.add(job.id)
+            events.append(Event(t, "re-run", f"{job.full_repo} #{job.rerun_of} re-run as "
+                                             f"#{job.id} (attempt {job.run_attempt})"))
+        if job.status != "completed":
+            return events
+        if job.conclusion == "success":
+            self.seen.completed.add(job.id)
+        elif job.id not in self.seen.lost:
+            self.seen.lost.add(job.id)
+            events.append(Event(t, "job lost", f"{job.full_repo} #{job.id} {job.conclusion} "
+                                               f"on {job.runner_name}"))
+        return events
+
     @property
     def completed(self) -> int:
-        """Jobs completed so far."""
+        """Jobs completed successfully so far (a lost job counts once its re-run succeeds)."""
         return len(self.seen.completed)
+
+    @property
+    def lost(self) -> int:
+        """Jobs that failed with their runner lost."""
+        return len(self.seen.lost)
+
+    @property
+    def reruns(self) -> int:
+        """Re-runs GitHub started (new attempts of lost jobs)."""
+        return len(self.seen.reruns)
 
 
 def _wait_text(seconds: float) -> str:

@@ -51,6 +51,11 @@ class Recording:
     runs: list[tuple[float, str]] = field(default_factory=list)
     # Every line of the live view: (simulated seconds, kind, detail).
     events: list[tuple[float, str, str]] = field(default_factory=list)
+    # Spot interruptions: (simulated seconds, instance id); jobs lost with their runner, and
+    # the re-runs GitHub started for them.
+    interruptions: list[tuple[float, str]] = field(default_factory=list)
+    jobs_lost: int = 0
+    reruns: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,11 +75,15 @@ class Summary:
     invocations: tuple[tuple[str, int], ...] = ()
     booting_instance_minutes: float = 0.0
     github_calls_by_app: tuple[tuple[str, int], ...] = ()
+    interruptions: int = 0
+    jobs_lost: int = 0
+    reruns: int = 0
 
     def rows(self) -> list[tuple[str, str]]:
         """(figure, value) pairs in display order."""
         rows = [
             ("jobs (completed / total)", f"{self.jobs_done} / {self.jobs}"),
+            *self._spot_rows(),
             ("median wait, queued to started", _duration(self.median_wait)),
             ("95th-percentile wait", _duration(self.p95_wait)),
             ("instances launched", str(self.launched)),
@@ -94,6 +103,17 @@ class Summary:
             rows.append(("function invocations", str(sum(n for _, n in self.invocations))))
             rows += [(f"  {name}", str(n)) for name, n in self.invocations]
         return rows
+
+
+    def _spot_rows(self) -> list[tuple[str, str]]:
+        """The spot interruptions' rows, when there were any."""
+        if not self.interruptions:
+            return []
+        return [("spot interruptions (busy runners)", str(self.interruptions)),
+                ("  jobs lost with their runner", str(self.jobs_lost)),
+                ("  re-runs started by GitHub", str(self.reruns)),
+                ("  every job finally completed", "yes" if self.jobs_done == self.jobs
+                 else f"no: {self.jobs - self.jobs_done} not")]
 
 
 def summarize(recording: Recording) -> Summary:
@@ -120,6 +140,9 @@ def summarize(recording: Recording) -> Summary:
         aws_calls=_by_count(recording.aws_calls),
         invocations=_by_count(recording.invocations),
         github_calls_by_app=tuple(sorted(recording.github_calls_by_app.items())),
+        interruptions=len(recording.interruptions),
+        jobs_lost=recording.jobs_lost,
+        reruns=recording.reruns,
     )
 
 

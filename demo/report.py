@@ -74,6 +74,13 @@ def write_chart(recording: Recording, path: Path) -> Path:
         if times:
             top.plot(times, [height] * len(times), marker, color=colour, markersize=6,
                      transform=top.get_xaxis_transform(), clip_on=False, label=f"{name} run")
+    if recording.interruptions:
+        times = [t / 60.0 for t, _ in recording.interruptions]
+        top.plot(times, [0.87] * len(times), "X", color="tab:red", markersize=8,
+                 transform=top.get_xaxis_transform(), clip_on=False,
+                 label="spot interruption (busy runner)")
+        for minute in times:
+            top.axvline(minute, color="tab:red", linestyle="--", linewidth=0.6, alpha=0.6)
     top.set_ylabel("instances")
     top.yaxis.set_major_locator(MaxNLocator(integer=True))
     # Headroom above the cap for the run marks.

@@ -35,6 +35,15 @@ class ScenarioJob:
 
 
 @dataclass(frozen=True)
+class Interruption:
+    """Spot interruptions `at` seconds after the start: `count` busy runners' instances get
+    EC2's two-minute notice."""
+
+    at: float
+    count: int
+
+
+@dataclass(frozen=True)
 class Scenario:
     """The jobs of a scenario, ordered by queue time."""
 
@@ -42,6 +51,7 @@ class Scenario:
     jobs: tuple[ScenarioJob, ...]
     # GitHub Apps installed on every owner (REFERENCE §10); the first is the webhook's.
     apps: int = 1
+    interruptions: tuple[Interruption, ...] = ()
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -97,13 +107,15 @@ def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
     """Validate already-decoded scenario data: a non-empty list of job objects, or an object
     `{"apps": N, "jobs": [...]}` replaying them with N GitHub Apps."""
     apps = 1
+    interruptions: tuple[Interruption, ...] = ()
     if isinstance(data, dict):
-        unknown = sorted(set(data) - {"apps", "jobs"})
+        unknown = sorted(set(data) - {"apps", "jobs", "interruptions"})
         apps = data.get("apps", 1)
         if unknown:
             raise ScenarioError(f"{name}: unknown field(s) {', '.join(unknown)}")
         if isinstance(apps, bool) or not isinstance(apps, int) or not 1 <= apps <= MAX_APPS:
             raise ScenarioError(f"{name}: apps must be a whole number from 1 to {MAX_APPS}")
+        interruptions = _interruptions(data.get("interruptions", []), name)
         data = data.get("jobs")
     if not isinstance(data, list) or not data:
         raise ScenarioError(f"{name}: a scenario is a non-empty list of jobs")
@@ -117,7 +129,22 @@ def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
     if problems:
         raise ScenarioError(f"{name}: " + "; ".join(problems))
     return Scenario(name=name, jobs=tuple(sorted(jobs, key=lambda job: job.queued_at)),
-                    apps=apps)
+                    apps=apps, interruptions=interruptions)
+
+
+def _interruptions(data: Any, name: str) -> tuple[Interruption, ...]:
+    """`[{"at": seconds, "count": n}, ...]`: spot interruptions of busy runners."""
+    if not isinstance(data, list):
+        raise ScenarioError(f"{name}: interruptions must be a list")
+    found = []
+    for index, entry in enumerate(data):
+        count = entry.get("count", 1) if isinstance(entry, dict) else None
+        if not isinstance(entry, dict) or set(entry) - {"at", "count"} \
+                or isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ScenarioError(f"{name}: interruption {index}: expected "
+                                '{"at": seconds, "count": a whole number >= 1}')
+        found.append(Interruption(_seconds(entry.get("at"), "at", minimum=0.0), count))
+    return tuple(sorted(found, key=lambda i: i.at))
 
 
 def _parse_job(entry: Any) -> ScenarioJob:

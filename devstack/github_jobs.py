@@ -31,8 +31,10 @@ class GitHubJobs(GitHubState):
         job_id: int | None = None,
         duration: float = 0.0,
         status: str = "queued",
+        run_id: int | None = None,
     ) -> int:
-        """Create a workflow job of `owner/repo`; returns its id (fires `queued` when queued)."""
+        """Create a workflow job of `owner/repo` (in workflow run `run_id`, a new one by
+        default); returns its id (fires `queued` when queued)."""
         if status not in JOB_STATUSES:
             raise ValueError(f"status must be one of {JOB_STATUSES}")
         with self.lock:
@@ -45,7 +47,7 @@ class GitHubJobs(GitHubState):
                 duration=duration,
                 status=status,
                 created_at=now,
-                run_id=self.counters.next("run"),
+                run_id=run_id or self.counters.next("run"),
             )
             if status != "queued":
                 record.started_at = now
@@ -119,6 +121,50 @@ class GitHubJobs(GitHubState):
                 events.append(self._job_event("completed", record))
         self._fire(events)
         return done
+
+    def lose_runner(self, runner_id: int, conclusion: str = "failure",
+                    now: float | None = None) -> JobRecord | None:
+        """The runner is gone (its instance was taken back): it goes offline, and the job it
+        ran completes with `conclusion`, as GitHub reports a lost runner; returns that job."""
+        if conclusion not in ("failure", "cancelled"):
+            raise ValueError("a lost runner's job ends in failure or cancelled")
+        events = []
+        with self.lock:
+            at = self.clock() if now is None else now
+            runner = self.runner_records.get(runner_id)
+            if runner is None:
+                return None
+            runner.status = "offline"
+            record = self.job_records.get(runner.job_id or -1)
+            runner.busy, runner.job_id = False, None
+            if record is None or record.status != "in_progress":
+                return None
+            record.status, record.conclusion, record.completed_at = "completed", conclusion, at
+            events.append(self._job_event("completed", record))
+            done = dataclasses.replace(record)
+        self._fire(events)
+        return done
+
+    def rerun_job(self, owner: str, repo: str, job_id: int) -> int:
+        """What POST .../actions/jobs/{job_id}/rerun does: a new attempt of the job, queued in
+        the same run; ApiError 403 while a job of that run is not completed, as GitHub refuses
+        ("The workflow run containing this job is already running"). Returns the new job's id."""
+        with self.lock:
+            record = self.job_in_repo(owner, repo, job_id)
+            run = [j for j in self.job_records.values()
+                   if j.run_id == record.run_id and j.full_repo == record.full_repo]
+            if any(j.status != "completed" for j in run):
+                raise ApiError(403, "The workflow run containing this job is already running")
+            attempt = max(j.run_attempt for j in run) + 1
+            new_id = self.counters.next("job")
+            again = JobRecord(id=new_id, owner=record.owner, repo=record.repo,
+                              labels=list(record.labels), duration=record.duration,
+                              status="queued", created_at=self.clock(), run_id=record.run_id,
+                              run_attempt=attempt, rerun_of=record.id)
+            self.job_records[new_id] = again
+            event = self._job_event("queued", again)
+        self._fire([event])
+        return new_id
 
     def workflow_job_payload(self, action: str, job_id: int) -> dict[str, Any]:
         """The body of the `workflow_job` webhook GitHub would send for this job and action."""

@@ -18,7 +18,7 @@ class ApiError(Exception):
 # What the App asks for when installed (its manifest): what every installation grants unless a
 # test grants less.
 APP_PERMISSIONS = {
-    "actions": "read",
+    "actions": "write",
     "administration": "write",
     "metadata": "read",
     "organization_self_hosted_runners": "write",
@@ -63,6 +63,8 @@ class JobRecord:
     runner_name: str | None = None
     runner_group_id: int | None = None
     runner_group_name: str | None = None
+    run_attempt: int = 1
+    rerun_of: int | None = None  # the job this one re-runs (POST .../jobs/{job_id}/rerun)
 
     @property
     def full_repo(self) -> str:

@@ -110,7 +110,7 @@ def job(record: JobRecord, web: str, api: str) -> dict[str, Any]:
         "id": record.id,
         "run_id": record.run_id,
         "run_url": f"{repo_api}/actions/runs/{record.run_id}",
-        "run_attempt": 1,
+        "run_attempt": record.run_attempt,
         "node_id": node_id("CheckRun", record.id),
         "head_sha": f"{record.run_id:040x}"[-40:],
         "url": f"{repo_api}/actions/jobs/{record.id}",

@@ -136,6 +136,15 @@ def get_job(
         return ApiReply(200, render.job(record, fake.url, fake.api_url))
 
 
+def rerun_job(
+    fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
+) -> ApiReply:
+    """POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun: 403 while its run still runs."""
+    _owner_access(who, params["owner"], org_route=False)
+    fake.rerun_job(params["owner"], params["repo"], _int_param(params["job_id"]))
+    return ApiReply(201, {})
+
+
 def get_latest_release(
     fake: GitHubFake, request: ApiRequest, params: dict[str, str], who: Principal
 ) -> ApiReply:
@@ -261,6 +270,8 @@ ROUTES: tuple[Route, ...] = (
     Route("POST", "/app/hook/deliveries/{delivery_id}/attempts", "jwt", redeliver),
     Route("GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", "token", get_job,
           ("actions", "read")),
+    Route("POST", "/repos/{owner}/{repo}/actions/jobs/{job_id}/rerun", "token", rerun_job,
+          ("actions", "write")),
     Route("GET", "/repos/{owner}/{repo}/releases", "public", list_releases),
     Route("GET", "/repos/{owner}/{repo}/releases/latest", "public", get_latest_release),
     Route("GET", "/orgs/{org}/actions/runner-groups", "token", list_runner_groups,

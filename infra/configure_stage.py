@@ -31,6 +31,7 @@ FUNCTIONS: dict[str, tuple[str, str, str | None]] = {
     "scale_down": ("ScaleDownRoleArn", "ScaleDownTimeout", None),
     "adjust_pool": ("PoolRoleArn", "PoolTimeout", "PoolReservedConcurrency"),
     "sync_runner_binaries": ("SyncerRoleArn", "RunnerBinariesSyncerTimeout", None),
+    "ec2_events": ("Ec2EventsRoleArn", "Ec2EventsTimeout", None),
 }
 # Fixed at one in the packaged template too: overlapping runs would judge the same runners.
 SINGLE_INSTANCE = ("scale_down", "sync_runner_binaries")

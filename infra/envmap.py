@@ -71,6 +71,8 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
     "RUNNER_ARCHITECTURE": Param("RunnerArchitecture"),
     "REPOSITORY_ALLOW_LIST": Param("RepositoryAllowList"),
     "ENABLE_WEBHOOK_REDELIVERY": Param("EnableWebhookRedelivery"),
+    "JOB_RETRY_CONFIG": Param("JobRetryConfig"),
+    "ENABLE_SPOT_INTERRUPTION_RERUN": Param("EnableSpotInterruptionRerun"),
     "RUNNER_BINARIES_BUCKET": Output("RunnerBinariesBucketName"),
     "STATE_TABLE_NAME": Output("StateTableName"),
     # Read by the functions once issue 13 item 7 lands: the KeyId of the token parameters.

@@ -34,7 +34,7 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
             "TerminateInstances"),
     "ssm": ("DeleteParameters", "DescribeParameters", "GetParameter", "GetParameters",
             "PutParameter"),
-    "sqs": ("GetQueueAttributes", "SendMessage"),
+    "sqs": ("GetQueueAttributes", "SendMessage", "SendMessageBatch"),
     "dynamodb": ("DeleteItem", "GetItem", "PutItem", "Query", "TransactWriteItems",
                  "UpdateItem"),
 }

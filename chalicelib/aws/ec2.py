@@ -152,6 +152,8 @@ def _instance(data: Mapping[str, Any]) -> Instance:
         owner=values.get(TAG_OWNER, ""),
         runner_type=runner_type,
         tags=tags,
+        instance_type=str(data.get("InstanceType", "")),
+        availability_zone=str(data.get("Placement", {}).get("AvailabilityZone", "")),
     )
 
 

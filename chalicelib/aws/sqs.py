@@ -3,6 +3,7 @@ jobs wait in it or are being handled."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -13,6 +14,9 @@ from chalicelib.messages import JobMessage
 
 # SQS's historical maximum message size; a message is never cut, it is refused whole.
 MAX_MESSAGE_BYTES = 256 * 1024
+# SendMessageBatch takes at most 10 entries.
+BATCH_SIZE = 10
+
 
 class BuildQueue:
     """Sends jobs to the build queue through an injected boto3 SQS client."""
@@ -37,6 +41,22 @@ class BuildQueue:
         except (ClientError, BotoCoreError) as error:
             raise translate(error, "SQS SendMessage failed") from error
         return str(response["MessageId"])
+
+    def send_batch(self, delayed: Sequence[tuple[JobMessage, int]]) -> list[int]:
+        """Enqueue each (job, DelaySeconds) with SendMessageBatch, ten per call; return the
+        indexes SQS did not accept. A failing call raises RetryableError or PermanentError."""
+        failed: list[int] = []
+        for start in range(0, len(delayed), BATCH_SIZE):
+            entries = [{"Id": str(start + n), "MessageBody": job.to_body(),
+                        "DelaySeconds": max(0, min(900, delay))}
+                       for n, (job, delay) in enumerate(delayed[start:start + BATCH_SIZE])]
+            try:
+                answer = self._client.send_message_batch(QueueUrl=self._queue_url,
+                                                         Entries=entries)
+            except (ClientError, BotoCoreError) as error:
+                raise translate(error, "SQS SendMessageBatch failed") from error
+            failed.extend(int(item["Id"]) for item in answer.get("Failed") or [])
+        return failed
 
     def backlog(self) -> int:
         """Messages waiting or in flight (received by scale-up and not yet deleted): while not

@@ -16,12 +16,12 @@ import requests
 
 from chalicelib import metrics
 from chalicelib.aws.ssm import Ssm
-from chalicelib.errors import GhrError, PermanentError
+from chalicelib.errors import GhrError, PermanentError, RetryableError
 from chalicelib.github.app_key import AppKeyring
 from chalicelib.github.apps import GitHubApps
 from chalicelib.github.auth import InstallationToken
-from chalicelib.github.http import GitHubHttp
-from chalicelib.github.limits import api_base_url
+from chalicelib.github.http import GitHubHttp, github_message
+from chalicelib.github.limits import api_base_url, classify_rate_limit
 from chalicelib.logs import get_logger
 from chalicelib.models import JitConfig, Runner, RunnerType
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 DeleteOutcome = Literal["deleted", "busy", "not_found"]
+RerunOutcome = Literal["requested", "run_in_progress", "forbidden", "not_found", "refused"]
 
 
 JIT_PATH = "/actions/runners/generate-jitconfig"
@@ -60,6 +61,14 @@ def _scope(owner: str, runner_type: RunnerType) -> tuple[str, dict[str, str | in
     if not repo_owner or not repo:
         raise PermanentError(f"repository runners need an owner of the form owner/repo: {owner!r}")
     return "/repos/{owner}/{repo}", {"owner": repo_owner, "repo": repo}
+
+
+def _still_running(message: str) -> bool:
+    """GitHub's 403 to a re-run while the job's workflow run is still going ("The workflow run
+    containing this job is already running")."""
+    lowered = message.lower()
+    return any(words in lowered for words in ("already running", "still running",
+                                              "in progress", "not completed"))
 
 
 def _runner(data: Mapping[str, Any]) -> Runner:
@@ -256,6 +265,29 @@ class GitHubClient:
         elif response.status_code == 422:
             outcome = "busy"  # "Runner is still running a job": the caller keeps its instance
         log.info("github runner delete", owner=owner, runner_id=runner_id, outcome=outcome)
+        return outcome
+
+    def rerun_job(self, repo_full_name: str, job_id: int, installation_id: int = 0,
+                  runner_type: RunnerType = "Repo") -> RerunOutcome:
+        """POST .../actions/jobs/{job_id}/rerun: "requested" (201); "run_in_progress" (403: its
+        workflow run is still running, try later); "forbidden" (403 otherwise: the App lacks
+        `actions: write`); "not_found" (404); "refused" (422). A rate limit raises RetryableError.
+        The 403s are answers here: neither a reason to switch Apps nor to widen the token."""
+        repo_owner, _, repo = repo_full_name.partition("/")
+        owner = repo_owner if runner_type == "Org" else repo_full_name
+        response = self._calls.call(owner, runner_type, installation_id, "POST",
+                                    "/repos/{owner}/{repo}/actions/jobs/{job_id}/rerun",
+                                    {"owner": repo_owner, "repo": repo, "job_id": job_id},
+                                    accept=(403, 404, 422))
+        status, message = response.status_code, github_message(response)
+        if status == 403 and classify_rate_limit(403, response.headers, message,
+                                                 self._clock()) is not None:
+            raise RetryableError(f"POST .../actions/jobs/{{job_id}}/rerun: 403 {message}")
+        outcome: RerunOutcome = "requested" if status < 300 else "not_found" if status == 404 \
+            else "refused" if status == 422 else "run_in_progress" if _still_running(message) \
+            else "forbidden"
+        log.info("github job rerun", repository=repo_full_name, job_id=job_id, status=status,
+                 outcome=outcome, reason=None if status < 300 else message)
         return outcome
 
     def webhook_deliveries(self) -> WebhookDeliveries:

@@ -16,10 +16,9 @@ Order of a run, and why:
 5. Each removal deregisters first; only "deleted" lets its instance be terminated. A 422 (the
    runner took a job since the listing) or any failure keeps the instance (R-DOWN-02). An orphan
    without a runner is terminated only when a direct look-up of its runner finds none.
-6. All terminations in one TerminateInstances call; then stale token parameters are deleted.
-
-Limitation: owners are learnt from instances (live, or dead but still described, about an hour)
-and `RUNNER_OWNER`. With no instance at all for an owner, its ghost runners are not seen.
+6. All terminations in one TerminateInstances call; then stale tokens are deleted, and re-runs
+   GitHub refused while the job's run went on are asked again (§9). Limitation: owners are learnt
+   from instances (live or recently dead) and `RUNNER_OWNER`: an owner without any is not seen.
 """
 
 from __future__ import annotations
@@ -46,6 +45,7 @@ from chalicelib.rules.scale_down import (
     plan_scale_down,
     plan_stale_tokens,
 )
+from chalicelib.services.rerun import retry_pending
 from chalicelib.services.scale_down_marks import AbsenceMarks, mark_orphans, unmark_orphans
 from chalicelib.settings import Settings
 
@@ -53,8 +53,7 @@ log = get_logger(__name__)
 
 # Every state, so that one DescribeInstances also yields recently dead instances (ghosts' owners).
 ALL_STATES = ("pending", "running", "shutting-down", "stopping", "stopped", "terminated")
-# Kept free of deregistrations at the end of the run for TerminateInstances and the tokens.
-RESERVE_SECONDS = 10.0
+RESERVE_SECONDS = 10.0  # kept from deregistrations at the end for TerminateInstances, tokens
 
 
 def utcnow() -> datetime:
@@ -290,6 +289,8 @@ def run_scale_down(deps: ScaleDownDeps, remaining_seconds: float,
         from chalicelib.services.redelivery import redelivery_step
 
         redelivery_step(github.webhook_deliveries(), run.now)
+    if settings.enable_spot_interruption_rerun:  # re-runs GitHub refused while runs went on
+        retry_pending(deps.state, github, settings, run.now.timestamp())
     github.log_summary()
     return report
 

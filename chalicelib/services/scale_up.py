@@ -18,6 +18,7 @@ from typing import Any
 
 from chalicelib import metrics
 from chalicelib.aws.ec2 import Ec2
+from chalicelib.aws.sqs import BuildQueue
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
 from chalicelib.github.client import GitHubClient
@@ -27,6 +28,7 @@ from chalicelib.models import Instance
 from chalicelib.rules.scale_up import Group, group_jobs
 from chalicelib.services.capacity import CapacityLedger
 from chalicelib.services.images import ImageResolver
+from chalicelib.services.job_retry import JobRetries
 from chalicelib.services.launcher import Launcher
 from chalicelib.services.scale_up_group import GroupContext, handle_group
 from chalicelib.services.write_budget import WriteBudget
@@ -63,6 +65,8 @@ class ScaleUpDeps:
     write_budget: WriteBudget | None = None
     # The container's AMI resolver (SSM parameter, filter, or the launch template's).
     images: ImageResolver | None = None
+    # The build queue, where job retry (§8) sends consumed messages back (None: retry off).
+    queue: BuildQueue | None = None
 
 
 def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
@@ -113,7 +117,8 @@ class ScaleUp:
             launcher=Launcher(self.settings, deps.ec2, deps.ssm, deps.github,
                               deps.write_budget),
             image_id=self.image_id,
-            receive_counts={r.job.message_id: r.receive_count for r in batch.received})
+            receive_counts={r.job.message_id: r.receive_count for r in batch.received},
+            retries=JobRetries(self.settings.job_retry_config, deps.queue))
         # Owners are independent (each has its own cap), so their groups run side by side.
         with ThreadPoolExecutor(max_workers=max(1, min(GROUP_WORKERS, len(groups)))) as pool:
             futures = [pool.submit(copy_context().run, self.safe_group, group, context,

@@ -31,6 +31,7 @@ from chalicelib.rules.scale_up import (
 )
 from chalicelib.services.capacity import CapacityLedger, Reservation
 from chalicelib.services.job_claims import claim_writes, release_claims
+from chalicelib.services.job_retry import JobRetries, retried_status
 from chalicelib.services.launcher import Launcher, LaunchOutcome, LaunchRequest, parallel
 from chalicelib.settings import Settings
 
@@ -49,6 +50,8 @@ class GroupContext:
     image_id: Callable[[], str | None]
     receive_counts: Mapping[str, int]
     clock: Callable[[], float] = time.time
+    # Job retry (§8): what is consumed as queued goes back to the build queue, delayed.
+    retries: JobRetries | None = None
 
 
 def _drop(job: JobMessage, reason: str, **fields: object) -> None:
@@ -60,7 +63,7 @@ def _drop(job: JobMessage, reason: str, **fields: object) -> None:
 def handle_group(group: Group, context: GroupContext) -> list[str]:
     """Decide and launch for one owner; return the group's message ids to retry."""
     settings = context.settings
-    jobs = still_queued(group, context)
+    jobs, unanswered = still_queued(group, context)
     cap = settings.runners_maximum_count
     live = context.live(group) if jobs and cap != -1 else []
     reservation, jobs = _reserve(group, jobs, live, context)
@@ -77,7 +80,8 @@ def handle_group(group: Group, context: GroupContext) -> list[str]:
         if job.message_id in plan.consume:
             _drop(job, OVER_CAP_REUSE)
     if not plan.launch:
-        return list(plan.retry)
+        _send_back(group, jobs, plan.consume, context)
+        return [*unanswered, *plan.retry]
     outcome = _launch(group, plan.launch, reservation, context)
     result = settle(plan.launch, len(outcome.ready))
     context.capacity.release(reservation, used=len(outcome.running))
@@ -92,7 +96,15 @@ def handle_group(group: Group, context: GroupContext) -> list[str]:
                   owner=group.owner, codes=[e.code for e in outcome.errors],
                   message_ids=list(result.retry))
     metrics.put("RunnersLaunched", len(result.launched))
-    return [*plan.retry, *result.retry]
+    _send_back(group, jobs, (*plan.consume, *result.launched), context)
+    return [*unanswered, *plan.retry, *result.retry]
+
+
+def _send_back(group: Group, jobs: Sequence[JobMessage], consumed: Sequence[str],
+               context: GroupContext) -> None:
+    """Job retry (§8): the jobs launched for or left to a reuse runner go back, delayed."""
+    if context.retries is not None:
+        context.retries.send_back(group.owner, [j for j in jobs if j.message_id in consumed])
 
 
 def _reserve(group: Group, jobs: list[JobMessage], live: list[Instance],
@@ -131,14 +143,20 @@ def _launch(group: Group, message_ids: Sequence[str], reservation: Reservation,
     ))
 
 
-def still_queued(group: Group, context: GroupContext) -> list[JobMessage]:
-    """The group's jobs GitHub still reports as queued (all of them when the check is off)."""
+def still_queued(group: Group, context: GroupContext) -> tuple[list[JobMessage], list[str]]:
+    """The group's jobs GitHub still reports as queued (all of them when the check is off),
+    and the message ids to retry because GitHub did not say for a retried job (§8)."""
     jobs = group.jobs
-    if not context.settings.enable_job_queued_check:
-        return list(jobs)
+    if not context.settings.enable_job_queued_check and not any(j.retry_counter for j in jobs):
+        return list(jobs), []
     github = context.launcher.github
 
-    def status(job: JobMessage) -> str:
+    def status(job: JobMessage) -> str | None:
+        if job.retry_counter:
+            # Asked whatever ENABLE_JOB_QUEUED_CHECK says; no answer: the record is retried.
+            return retried_status(github, job, group.runner_type)
+        if not context.settings.enable_job_queued_check:
+            return "queued"
         try:
             return github.job_status(job.full_repo, job.id, job.installation_id,
                                      group.runner_type)
@@ -150,12 +168,15 @@ def still_queued(group: Group, context: GroupContext) -> list[JobMessage]:
             return "queued"
 
     queued: list[JobMessage] = []
+    unanswered: list[str] = []
     for job, state in zip(jobs, parallel(status, list(jobs)), strict=True):
         if state == "queued":
             queued.append(job)
+        elif state is None:
+            unanswered.append(job.message_id)
         else:
-            _drop(job, NOT_QUEUED, status=state)
-    return queued
+            _drop(job, NOT_QUEUED, status=state, retry_counter=job.retry_counter)
+    return queued, unanswered
 
 
 def reuse_runner_available(group: Group, live: Sequence[Instance],

@@ -13,7 +13,7 @@ import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib import logs, metrics
 from chalicelib.aws.sqs import BuildQueue
@@ -37,6 +37,9 @@ DELIVERY_METRIC = "WebhookDeliveries"
 _MAX_HEADER_ECHO = 100
 _MAX_REASON = 500
 
+if TYPE_CHECKING:
+    from chalicelib.services.rerun import Reruns
+
 log = logs.get_logger(__name__)
 
 
@@ -57,6 +60,8 @@ class WebhookDeps:
     queue: BuildQueue
     # Deliveries enqueued (REFERENCE.md §7); quick calls, like the queue's.
     state: StateTable
+    # Re-runs of interrupted jobs (§9); None when ENABLE_SPOT_INTERRUPTION_RERUN is off.
+    reruns: Reruns | None = None
 
 
 @dataclass(frozen=True)
@@ -172,6 +177,8 @@ def _route(deps: WebhookDeps, delivery: _Delivery, body: bytes,
             repository = payload.get("repository")
             full_name = repository.get("full_name") if isinstance(repository, dict) else None
             job_metrics.record(timing, full_name if isinstance(full_name, str) else None)
+        if deps.reruns is not None:
+            deps.reruns.observe(action, payload)
         return _answer(200, "ignored", "ignored", started, reason=f"action {action[:50]}")
     try:
         job = queued_job(payload)

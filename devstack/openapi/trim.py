@@ -34,6 +34,7 @@ OPERATIONS: tuple[tuple[str, str], ...] = (
     ("get", "/app/hook/deliveries"),
     ("post", "/app/hook/deliveries/{delivery_id}/attempts"),
     ("get", "/repos/{owner}/{repo}/actions/jobs/{job_id}"),
+    ("post", "/repos/{owner}/{repo}/actions/jobs/{job_id}/rerun"),
     ("get", "/repos/{owner}/{repo}/releases"),
     ("get", "/repos/{owner}/{repo}/releases/latest"),
     ("get", "/orgs/{org}/actions/runner-groups"),

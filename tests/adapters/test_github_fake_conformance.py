@@ -50,6 +50,10 @@ def test_every_route_answers_success_and_errors_that_conform(
     client.as_app("POST", "/app/hook/deliveries/1/attempts")  # 404
     client.call("GET", f"/repos/acme/app/actions/jobs/{job}", token)
     client.call("GET", "/repos/acme/app/actions/jobs/1", token)
+    client.call("POST", f"/repos/acme/app/actions/jobs/{job}/rerun", token)  # 403: run going
+    done = fake.add_job("acme", "app", ["self-hosted"], status="completed")
+    client.call("POST", f"/repos/acme/app/actions/jobs/{done}/rerun", token)
+    client.call("POST", "/repos/acme/app/actions/jobs/1/rerun", token)  # 404
     client.call("GET", "/repos/actions/runner/releases/latest")
     client.call("GET", "/repos/actions/runner/releases")
     client.call("GET", "/repos/acme/app/releases")  # 404

@@ -34,9 +34,19 @@ def client_with(stack: Any, clock: ManualClock, permissions: dict[str, str] | No
      {"administration": "write", "actions": "read"}),
     ("scale_up", {"ENABLE_ORGANIZATION_RUNNERS": "true", "ENABLE_JOB_QUEUED_CHECK": "false"},
      {"organization_self_hosted_runners": "write"}),
+    # Job retry asks GitHub about retried jobs whatever the queued check says (§8).
+    ("scale_up", {"ENABLE_ORGANIZATION_RUNNERS": "true", "ENABLE_JOB_QUEUED_CHECK": "false",
+                  "JOB_RETRY_CONFIG": "{}"},
+     {"organization_self_hosted_runners": "write", "actions": "read"}),
+    # Scale-down retries the re-runs of interrupted jobs (§9), on by default.
     ("scale_down", {"ENABLE_ORGANIZATION_RUNNERS": "true"},
+     {"organization_self_hosted_runners": "write", "actions": "write"}),
+    ("scale_down", {"ENABLE_ORGANIZATION_RUNNERS": "false",
+                    "ENABLE_SPOT_INTERRUPTION_RERUN": "false"}, {"administration": "write"}),
+    ("webhook", {}, {"actions": "write"}),
+    ("webhook", {"ENABLE_SPOT_INTERRUPTION_RERUN": "false"}, {}),
+    ("ec2_events", {"ENABLE_ORGANIZATION_RUNNERS": "true"},
      {"organization_self_hosted_runners": "write"}),
-    ("scale_down", {"ENABLE_ORGANIZATION_RUNNERS": "false"}, {"administration": "write"}),
     ("adjust_pool", {"ENABLE_ORGANIZATION_RUNNERS": "false", "RUNNER_OWNER": "acme"},
      {"organization_self_hosted_runners": "write"}),
 ])

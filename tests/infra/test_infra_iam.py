@@ -213,6 +213,44 @@ def test_the_webhook_reads_the_current_and_the_previous_secret_in_one_call(
             assert any(covers(s, action, arn) for s in allows(stack_template, "WebhookRole",
                                                               action)), (action, name)
         assert denied(stack_template, "RunnerRole", "ssm:GetParameters", arn) == ["DenyGitHubApp"]
+    # The App key only while re-runs of interrupted jobs are on (REFERENCE.md §9).
     key = f"{PARAMETER}/github-action-runners/dev/app/github_app_key_base64"
-    assert not any(covers(s, "ssm:GetParameters", key)
-                   for s in allows(stack_template, "WebhookRole", "ssm:GetParameters"))
+    resources = stack_template["Resources"]
+    granting = [name for name in policies_of(stack_template, "WebhookRole")
+                if any(covers(s, "ssm:GetParameters", key)
+                       for s in statements(stack_template, name).values()
+                       if "ssm:GetParameters" in as_list(s["Action"]))]
+    assert granting == ["WebhookGitHubAppReadPolicy"]
+    assert resources["WebhookGitHubAppReadPolicy"]["Condition"] == "SpotInterruptionRerunEnabled"
+
+
+def test_ec2_events_looks_up_marks_interrupted_runners_and_deletes_their_tokens_only(
+        stack_template: dict[str, Any]) -> None:
+    [mark] = allows(stack_template, "Ec2EventsRole", "ec2:CreateTags")
+    condition = mark["Condition"]
+    assert condition["ForAllValues:StringEquals"] == {"aws:TagKeys": ["ghr:interrupted"]}
+    assert condition["Null"] == {"aws:TagKeys": "false",
+                                 "aws:RequestTag/ghr:interrupted": "false"}
+    assert condition["StringEquals"] == {
+        "aws:ResourceTag/ghr:Application": "github-action-runner",
+        "aws:ResourceTag/ghr:environment": {"Ref": "Prefix"}}
+    for action in ("ec2:TerminateInstances", "ec2:DeleteTags", "ec2:RunInstances",
+                   "ssm:PutParameter"):
+        assert allows(stack_template, "Ec2EventsRole", action) == [], action
+    token = f"{PARAMETER}/github-action-runners/dev/runners/tokens/i-0fedcba987654321"
+    app_key = f"{PARAMETER}/github-action-runners/dev/app/github_app_key_base64"
+    assert any(covers(s, "ssm:DeleteParameters", token)
+               for s in allows(stack_template, "Ec2EventsRole", "ssm:DeleteParameters"))
+    assert any(covers(s, "ssm:GetParameters", app_key)
+               for s in allows(stack_template, "Ec2EventsRole", "ssm:GetParameters"))
+    state = statements(stack_template, "Ec2EventsStatePolicy")["StateItems"]
+    assert state["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"] == [
+        "interrupted#*", "run#*"]
+
+
+def test_the_webhook_and_scale_down_may_touch_the_re_run_items(
+        stack_template: dict[str, Any]) -> None:
+    keys = {name: statements(stack_template, f"{name}StatePolicy")["StateItems"]["Condition"][
+        "ForAllValues:StringLike"]["dynamodb:LeadingKeys"] for name in ("Webhook", "ScaleDown")}
+    assert {"run#*", "interrupted#*", "rerun#*"} <= set(keys["Webhook"])
+    assert "rerun#*" in keys["ScaleDown"]

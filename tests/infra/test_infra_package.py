@@ -135,7 +135,8 @@ def test_package_ships_bytecode_that_lambda_uses_without_checking_sources(
 
 def test_packaged_functions_get_the_stacks_values_not_the_sample_stages(
         package: Package) -> None:
-    for name in ("APIHandler", "ScaleUp", "ScaleDown", "AdjustPool", "SyncRunnerBinaries"):
+    for name in ("APIHandler", "ScaleUp", "ScaleDown", "AdjustPool", "SyncRunnerBinaries",
+                 "Ec2Events"):
         properties = package.template["Resources"][name]["Properties"]
         assert isinstance(properties["Role"], dict), name
         text = json.dumps(properties["Environment"])
@@ -161,9 +162,25 @@ def test_the_scale_up_mapping_reports_batch_item_failures_from_the_stack_queue(
 def test_the_schedules_come_from_the_template_parameters(transformed: dict[str, Any]) -> None:
     schedules = sorted(json.dumps(r["Properties"]["ScheduleExpression"])
                        for r in transformed["Resources"].values()
-                       if r["Type"] == "AWS::Events::Rule")
+                       if r["Type"] == "AWS::Events::Rule"
+                       and "ScheduleExpression" in r["Properties"])
     assert schedules == ['{"Ref": "RunnerBinariesSyncSchedule"}',
                          '{"Ref": "ScaleDownScheduleExpression"}']
+
+
+def test_ec2_events_gets_one_rule_of_interruption_warnings_and_ending_states(
+        transformed: dict[str, Any]) -> None:
+    from chalicelib.rules.ec2_events import EVENT_PATTERN
+
+    rules = [r["Properties"] for r in transformed["Resources"].values()
+             if r["Type"] == "AWS::Events::Rule" and "EventPattern" in r["Properties"]]
+    [rule] = rules
+    assert rule["EventPattern"] == EVENT_PATTERN
+    [target] = rule["Targets"]
+    assert target["Arn"] == {"Fn::GetAtt": ["Ec2Events", "Arn"]}
+    function = transformed["Resources"]["Ec2Events"]["Properties"]
+    assert function["Role"] == {"Fn::GetAtt": ["Ec2EventsRole", "Arn"]}
+    assert function["Timeout"] == {"Ref": "Ec2EventsTimeout"}
 
 
 def test_the_webhook_stage_is_throttled_and_traced_by_parameters(

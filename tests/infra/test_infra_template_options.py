@@ -12,8 +12,10 @@ from infra_support import statements
 
 from infra.envmap import FUNCTION_ENVIRONMENT, Param
 
-FUNCTIONS = ("APIHandler", "ScaleUp", "ScaleDown", "AdjustPool", "SyncRunnerBinaries")
-ROLES = ("ScaleUpRole", "ScaleDownRole", "PoolRole", "SyncerRole", "WebhookRole")
+FUNCTIONS = ("APIHandler", "ScaleUp", "ScaleDown", "AdjustPool", "SyncRunnerBinaries",
+             "Ec2Events")
+ROLES = ("ScaleUpRole", "ScaleDownRole", "PoolRole", "SyncerRole", "WebhookRole",
+         "Ec2EventsRole")
 # The parameters that give a home to runners-module inputs; each names the input it replaces.
 MODULE_INPUTS = {
     "AssociatePublicIpAddress": "associate_public_ipv4_address",
@@ -54,7 +56,7 @@ def test_the_build_queue_and_every_dead_letter_queue_use_kms_key_arn_when_set(
 def test_every_log_group_is_encrypted_with_the_logging_key_when_set(
         stack_template: dict[str, Any]) -> None:
     groups = resources_of(stack_template, "AWS::Logs::LogGroup")
-    assert len(groups) == 7
+    assert len(groups) == 8
     logging_key = {"Fn::If": ["HasLoggingKmsKey", {"Ref": "LoggingKmsKeyId"},
                               {"Ref": "AWS::NoValue"}]}
     for name, group in groups.items():

@@ -181,13 +181,14 @@ def test_each_function_runs_with_its_own_stack_role(merge_template: dict[str, An
     roles = {name: resource["Properties"]["Role"]
              for name, resource in merge_template["Resources"].items()
              if name in ("APIHandler", "ScaleUp", "ScaleDown", "AdjustPool",
-                         "SyncRunnerBinaries")}
+                         "SyncRunnerBinaries", "Ec2Events")}
     assert roles == {
         "APIHandler": {"Fn::GetAtt": ["WebhookRole", "Arn"]},
         "ScaleUp": {"Fn::GetAtt": ["ScaleUpRole", "Arn"]},
         "ScaleDown": {"Fn::GetAtt": ["ScaleDownRole", "Arn"]},
         "AdjustPool": {"Fn::GetAtt": ["PoolRole", "Arn"]},
         "SyncRunnerBinaries": {"Fn::GetAtt": ["SyncerRole", "Arn"]},
+        "Ec2Events": {"Fn::GetAtt": ["Ec2EventsRole", "Arn"]},
     }
 
 
