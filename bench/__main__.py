@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from bench.burst_concurrency import DEFAULT_CONCURRENCY
 from bench.common import Figures, Target, Workload, python_command, run_all
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,6 +27,21 @@ def _lazy(module: str, function: str) -> Callable[[], Figures]:
 
     return run
 
+
+BURST_TARGETS = (Target("cap_violations", "<=", 0), Target("runners_beyond_jobs", "<=", 0),
+                 Target("github_calls_per_runner", "<=", 1.1),
+                 Target("aws_calls_per_runner", "<=", 1.35))
+BURST_ABOUT = (
+    "Issue 14's burst: 1000 queued jobs, 50 for each of 20 orgs in turn (a matrix per org), cap "
+    "100 per org, reuse runners with the queued check, under devstack's realistic latency "
+    "profile (devstack/README.md). Each container is a process of its own (its own module "
+    "state, as a Lambda container) fed as the SQS event source mapping feeds one: up to 10 "
+    "messages, the batch item failures left for SQS. Wall time runs from all containers warm "
+    "to the last batch handled; calls are the functions' (the poller's are not counted), "
+    "warm, with what warming cost as `cold_extra_*`; violations are read from EC2 after the "
+    "burst (nothing terminates during it). `runners_beyond_jobs` counts jobs launched for "
+    "twice. In devstack, moto answers one EC2, SSM or DynamoDB call at a time and the GitHub "
+    "fake counts its 900 points a minute per endpoint across installations.")
 
 WORKLOADS = (
     Workload(
@@ -72,6 +88,42 @@ WORKLOADS = (
         "burst_1000", "Scale-up: wall time for 1000 queued jobs",
         _lazy("bench.scale_up", "bench_burst_1000"), runs=1,
         targets=(Target("wall_s", "<", 60),),
+    ),
+    *(Workload(
+        f"burst_owners_c{n}",
+        f"Concurrent scale-up: 1000 jobs across 20 orgs, {n} container(s), realistic latency",
+        _lazy("bench.burst_concurrency", f"bench_burst_owners_c{n}"), runs=1,
+        targets=(*((Target("wall_s", "<=", 60),) if n == DEFAULT_CONCURRENCY else ()),
+                 *BURST_TARGETS),
+        about=(BURST_ABOUT if n == 1 else ""),
+    ) for n in (1, 4, DEFAULT_CONCURRENCY)),
+    Workload(
+        "burst_owners_pool",
+        f"Concurrent scale-up with the pool every 10 s: {DEFAULT_CONCURRENCY} containers",
+        _lazy("bench.burst_concurrency", "bench_burst_owners_with_pool"), runs=1,
+        targets=(Target("cap_violations", "<=", 0),),
+        about="The same burst, with `adjust_pool` for org19 (the last org, whose jobs come "
+              "last) at a pool size of the cap, run at once and every 10 s by a container of "
+              "its own.",
+    ),
+    Workload(
+        "burst_tight_cap",
+        f"Concurrent scale-up over a cap of 40 per org: {DEFAULT_CONCURRENCY} containers",
+        _lazy("bench.burst_concurrency", "bench_burst_tight_cap"), runs=1,
+        targets=(Target("cap_violations", "<=", 0),),
+        about="The same burst with a cap of 40 per org, below each org's 50 jobs: with a cap "
+              "of 100 no org can pass it, so this is the run where containers that count an "
+              "org's instances before each other's launches land would go over it. Reuse "
+              "runners: the jobs over the cap are consumed (a busy runner takes them later).",
+    ),
+    Workload(
+        "webhook_duplicates", "Webhook: 1000 deliveries, 100 of them repeated",
+        _lazy("bench.webhook_duplicates", "bench_webhook_duplicates"), runs=1,
+        targets=(Target("messages_enqueued", "==", 900),),
+        about="900 `workflow_job` `queued` deliveries through chalice's test client, and after "
+              "every ninth the one eight before it again with the same `X-GitHub-Delivery` "
+              "(GitHub's redelivery). Without a latency profile: the handler's own time and "
+              "devstack's. Each delivery enqueued once leaves 900 messages.",
     ),
     Workload(
         "burst_two_apps", "Scale-up: 1000-job burst with 2 GitHub Apps",

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import platform
 import statistics
 import sys
 import time
 import traceback
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -28,13 +30,15 @@ class Target:
     """A goal for one figure: `figure <op> limit`, with the issue that sets it."""
 
     figure: str
-    op: str  # "<" or "<="
+    op: str  # "<", "<=" or "=="
     limit: float
 
     def met(self, value: Value) -> bool | None:
         """Whether `value` meets the target (None when the value is not a number)."""
         if isinstance(value, str):
             return None
+        if self.op == "==":
+            return value == self.limit
         return value < self.limit if self.op == "<" else value <= self.limit
 
     def text(self) -> str:
@@ -268,3 +272,28 @@ def python_command() -> str:
     """How this run was started, for BENCHMARKS.md."""
     args = " ".join(sys.argv[1:])
     return f"python -m bench{(' ' + args) if args else ''}"
+
+
+def problem_counts(log: str) -> Counter[str]:
+    """The functions' WARNING and ERROR log lines, counted by message (and error, if any)."""
+    seen: Counter[str] = Counter()
+    for line in log.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR"):
+            detail = entry.get("error") or entry.get("failure") or ""
+            seen[f"{entry.get('message')}{': ' + str(detail)[:120] if detail else ''}"] += 1
+    return seen
+
+
+def problems_text(seen: Counter[str]) -> str:
+    """Counted problems as one line, the most frequent first ("none" without any)."""
+    return "; ".join(f"{text} x{count}" for text, count in seen.most_common()) or "none"
+
+
+def logged_problems(log: str) -> str:
+    """The functions' WARNING and ERROR log lines, counted by message (and error, if any): why
+    a message came back for retry, when one did."""
+    return problems_text(problem_counts(log))

@@ -21,8 +21,8 @@ from collections import Counter
 from typing import Any
 
 from bench.common import Figures
-from bench.scale_up import BATCH, ORG, _client, _record, _runners
-from bench.stack import function_environment, shared_devstack
+from bench.scale_up import BATCH, ORG, _record, _runners
+from bench.stack import function_environment, lambda_client, shared_devstack
 
 N = 100
 STILL_QUEUED = 10
@@ -68,7 +68,7 @@ def bench_job_retry(n: int = N, still_queued: int = STILL_QUEUED) -> Figures:
     sent: list[str] = []
     env = {"ENABLE_ORGANIZATION_RUNNERS": "true", "RUNNERS_MAXIMUM_COUNT": "-1",
            "ENABLE_JOB_QUEUED_CHECK": "true", "JOB_RETRY_CONFIG": '{"delayInSeconds": 300}'}
-    with function_environment(stack, **env), _client() as client, \
+    with function_environment(stack, **env), lambda_client() as client, \
             contextlib.redirect_stdout(io.StringIO()):
         from chalicelib import wiring
 
@@ -135,7 +135,7 @@ def _rerun_pass(n: int, interrupted: int, enabled: bool) -> tuple[int, Counter[s
                 "expiresAt": {"N": "4102444800"}})
     env = {"ENABLE_ORGANIZATION_RUNNERS": "true",
            "ENABLE_SPOT_INTERRUPTION_RERUN": "true" if enabled else "false"}
-    with function_environment(stack, **env), _client() as client, \
+    with function_environment(stack, **env), lambda_client() as client, \
             contextlib.redirect_stdout(io.StringIO()):
         _reset_counts(stack)
         _deliveries(client, stack, jobs)

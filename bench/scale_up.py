@@ -14,37 +14,26 @@ cold container would spend are reported as `*_per_runner_cold`.
 from __future__ import annotations
 
 import contextlib
-import functools
 import io
 import json
 import time
 from collections import Counter, deque
 from typing import Any
 
-from bench.common import Figures
-from bench.stack import function_environment, shared_devstack
+from bench.common import Figures, logged_problems
+from bench.stack import function_environment, lambda_client, shared_devstack
 from chalicelib.github.limits import WRITE_WINDOW_SECONDS, WRITES_PER_WINDOW
 
 ORG = "acme"
 BATCH = 10
 QUEUE_ARN = "arn:aws:sqs:eu-west-1:123456789012:github-runners-queued-builds"
+
+
 def _record(n: int, body: dict[str, Any], receive_count: int) -> dict[str, Any]:
     return {"messageId": f"msg-{n}", "receiptHandle": f"handle-{n}", "body": json.dumps(body),
             "attributes": {"ApproximateReceiveCount": str(receive_count)},
             "messageAttributes": {}, "eventSource": "aws:sqs", "eventSourceARN": QUEUE_ARN,
             "awsRegion": "eu-west-1", "md5OfBody": ""}
-
-
-def _client() -> Any:
-    """chalice's test client, its Lambda context given the deployed 60 s timeout."""
-    import chalice.test
-    from chalice.local import LambdaContext
-
-    from app import app
-
-    chalice.test.LambdaContext = functools.partial(  # type: ignore[misc]
-        LambdaContext, max_runtime_ms=60_000)
-    return chalice.test.Client(app, stage_name="devstack")
 
 
 def _burst(orgs: list[str], n: int, apps: int = 1, **env: str) -> Figures:
@@ -72,7 +61,7 @@ def _burst(orgs: list[str], n: int, apps: int = 1, **env: str) -> Figures:
                        "repoOwnerType": "Organization", "labels": ["self-hosted", "linux"]})
     logged = io.StringIO()
     with function_environment(stack, ENABLE_ORGANIZATION_RUNNERS="true", **env), \
-            _client() as client, contextlib.redirect_stdout(logged):
+            lambda_client() as client, contextlib.redirect_stdout(logged):
         from chalicelib import wiring
 
         # Warm the container as an earlier invocation would have: boto3 clients, App
@@ -125,27 +114,12 @@ def _burst(orgs: list[str], n: int, apps: int = 1, **env: str) -> Figures:
         "left_in_queue": len(queue),
         "cold_extra_github_calls": cold_github,
         "cold_extra_aws_calls": cold_aws,
-        "problems_logged": _problems(logged.getvalue()),
+        "problems_logged": logged_problems(logged.getvalue()),
         "github_calls_by_route": ", ".join(f"{r}={c}" for r, c in sorted(routes.items())),
         "_github_calls_by_app": json.dumps(Counter(str(r.app_id) for r in requests)),
         "aws_calls_by_action": ", ".join(f"{a}={c}" for (_, a), c in sorted(aws.items())),
         "_requests": json.dumps([[r.method, r.route, r.status, r.time] for r in requests]),
     }
-
-
-def _problems(log: str) -> str:
-    """The functions' WARNING and ERROR log lines, counted by message (and error, if any): why
-    a message came back for retry, when one did."""
-    seen: Counter[str] = Counter()
-    for line in log.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("level") in ("WARNING", "ERROR"):
-            detail = entry.get("error") or entry.get("failure") or ""
-            seen[f"{entry.get('message')}{': ' + str(detail)[:120] if detail else ''}"] += 1
-    return "; ".join(f"{text} x{count}" for text, count in seen.most_common()) or "none"
 
 
 def _runners(stack: Any) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,10 +18,24 @@ def shared_devstack() -> Any:
     if not _stack:
         from devstack import Devstack
 
-        stack = Devstack.start(validate_github=False)
+        # Latency off whatever DEVSTACK_LATENCY says: a workload that wants a profile sets it.
+        stack = Devstack.start(validate_github=False, latency="off")
         atexit.register(stack.stop)
         _stack.append(stack)
     return _stack[0]
+
+
+def lambda_client() -> Any:
+    """chalice's test client of the app, its Lambda context given the deployed 60 s timeout
+    (the test client's own says 3 s are left)."""
+    import chalice.test
+    from chalice.local import LambdaContext
+
+    from app import app
+
+    chalice.test.LambdaContext = functools.partial(  # type: ignore[misc]
+        LambdaContext, max_runtime_ms=60_000)
+    return chalice.test.Client(app, stage_name="devstack")
 
 
 @contextlib.contextmanager

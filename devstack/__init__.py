@@ -15,6 +15,7 @@ import boto3
 import requests
 from botocore.config import Config
 
+from devstack.latency import LatencyProfile, resolve
 from devstack.provision import Deployment, add_app_parameters, deploy
 
 if TYPE_CHECKING:
@@ -45,15 +46,33 @@ class Devstack:
     _clients: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def start(cls, validate_github: bool = True) -> Devstack:
-        """Start moto and the GitHub fake on free loopback ports."""
+    def start(cls, validate_github: bool = True,
+              latency: str | LatencyProfile | None = None) -> Devstack:
+        """Start moto and the GitHub fake on free loopback ports, with the latency profile named
+        (None: the one `DEVSTACK_LATENCY` names, off when unset)."""
         from devstack.aws import AwsServer
         from devstack.github_fake import GitHubFake
 
+        profile = resolve(latency)  # a bad name fails before anything is started
         aws = AwsServer().start()
         github = GitHubFake(validate=validate_github)
         github.start()
-        return cls(aws=aws, github=github)
+        stack = cls(aws=aws, github=github)
+        stack.set_latency(profile)
+        return stack
+
+    @property
+    def latency(self) -> LatencyProfile:
+        """The latency profile both servers apply."""
+        return self.aws.faults.latency
+
+    def set_latency(self, profile: str | LatencyProfile) -> LatencyProfile:
+        """Apply a latency profile (or its name, e.g. "realistic" or "off") to AWS and GitHub
+        from their next call on; it stays through `reset()`."""
+        chosen = resolve(profile)
+        self.aws.faults.latency = chosen
+        self.github.latency = chosen
+        return chosen
 
     @property
     def aws_endpoint(self) -> str:
@@ -130,4 +149,4 @@ def export_lines(stack: Devstack) -> list[str]:
     return [f"export {name}={value}" for name, value in sorted(stack.env().items())]
 
 
-__all__ = ["AWS_ENV", "Deployment", "Devstack", "export_lines"]
+__all__ = ["AWS_ENV", "Deployment", "Devstack", "LatencyProfile", "export_lines"]

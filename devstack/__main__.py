@@ -31,8 +31,14 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--apps", type=int, default=1, choices=range(1, 6),
                         help="GitHub Apps in the fake, each installed on every owner "
                              "(docs/REFERENCE.md §10; default %(default)s)")
+    parser.add_argument("--latency", default=None,
+                        help="latency profile of AWS and GitHub calls: off or realistic "
+                             "(default: $DEVSTACK_LATENCY, else off; see devstack/README.md)")
     args = parser.parse_args(argv)
-    stack = Devstack.start()
+    try:
+        stack = Devstack.start(latency=args.latency)
+    except ValueError as error:  # an unknown profile
+        parser.error(str(error))
     session = Session(stack, args.state, args.boot_seconds, apps=args.apps)
     session.start()
     print("# devstack is up. Point a shell at it with:")
@@ -40,7 +46,8 @@ def serve(argv: list[str]) -> int:
         print(line)
     deployment = session.deployment
     app_ids = ", ".join(str(app.app_id) for app in stack.github.apps)
-    print(f"# GitHub App id(s) {app_ids}; build queue {deployment.queue_url}")
+    print(f"# GitHub App id(s) {app_ids}; build queue {deployment.queue_url}; "
+          f"latency profile {stack.latency.name}")
     print(f"# webhook secret (in {deployment.webhook_secret_parameter}): "
           f"{deployment.webhook_secret}")
     print(f"# state file {args.state}; e.g. python -m devstack send-job --owner acme "

@@ -4,7 +4,8 @@ moto never answers CreateFleet with `Errors[]` and never throttles, so the WSGI 
 it can be told to answer the next N calls of an action with an AWS error, to cut a CreateFleet
 short and report fleet errors, the way EC2 does when capacity runs out, or to leave new instances
 out of DescribeInstances for a while, as EC2's eventual consistency can. It also counts every call
-by (service, action), which is how tests and benchmarks count AWS calls.
+by (service, action), which is how tests and benchmarks count AWS calls, and holds each call for
+the delay its latency profile names (devstack/latency.py), in the request's own thread.
 """
 
 from __future__ import annotations
@@ -14,14 +15,13 @@ import json
 import logging
 import re
 import threading
+import time
 import uuid
-import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl
 
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
@@ -30,9 +30,18 @@ from moto.moto_server.werkzeug_app import (
 )
 from werkzeug.serving import BaseWSGIServer, make_server
 
-WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+from devstack import moto_speedups
+from devstack.aws_answers import (
+    WsgiApp,
+    add_fleet_errors,
+    empty_fleet,
+    hide_new_instances,
+    limit_fleet,
+    rewrite,
+)
+from devstack.latency import OFF, LatencyProfile
 
-_SERVICE_IN_AUTH = re.compile(r"Credential=[^/]+/[^/]+/[^/]+/([^/]+)/aws4_request")
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/aws4_request")
 
 
 @dataclass
@@ -61,6 +70,12 @@ class FaultInjector:
     _fleets: list[_PartialFleet] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     hidden_seconds: float = 0.0
+    # The stack's latency profile, kept by reset(); `sleep` holds each call (a test records).
+    latency: LatencyProfile = OFF
+    sleep: Callable[[float], None] = time.sleep
+    # Calls signed with these access key ids are served but not counted: a benchmark's own calls
+    # (its stand-in for Lambda's SQS poller) are not the functions' calls.
+    uncounted_keys: set[str] = field(default_factory=set)
 
     def fail_next(self, service: str, action: str, code: str, times: int = 1,
                   status: int = 400, message: str = "") -> None:
@@ -87,12 +102,14 @@ class FaultInjector:
                        if (service is None or s == service) and (action is None or a == action))
 
     def reset(self) -> None:
-        """Forget the counts and every pending fault."""
+        """Forget the counts and every pending fault, and hold calls with `time.sleep` again;
+        the latency profile and the uncounted keys stay (they are the stack's settings)."""
         with self._lock:
             self.calls.clear()
             self._faults.clear()
             self._fleets.clear()
             self.hidden_seconds = 0.0
+            self.sleep = time.sleep
 
     def _take_fault(self, service: str, action: str) -> _Fault | None:
         with self._lock:
@@ -114,17 +131,22 @@ class FaultInjector:
         return None
 
 
+# moto's backends are not thread-safe: with ten containers launching at once, CreateFleet calls
+# met in a subnet's address generator and failed with 500s ("generator already executing"), and
+# two ReceiveMessage calls at once could hand out the same messages. So moto runs one call of a
+# service at a time, after the latency hold (held calls still overlap; moto's own work holds
+# the GIL anyway). A long poll (ReceiveMessage with WaitTimeSeconds) is left out: it waits
+# inside moto and would hold every other SQS call; devstack's own callers poll short.
+SERIALIZED_SERVICES = ("ec2", "ssm", "dynamodb", "s3", "sqs")
+
+
 class FaultLayer:
     """WSGI middleware: identify the AWS call, count it, maybe fail it, else pass it to moto."""
 
     def __init__(self, app: WsgiApp, faults: FaultInjector) -> None:
-        self.app = app
+        self.moto = app
         self.faults = faults
-        # moto's DynamoDB checks a condition and then writes without a lock, and rolls a failed
-        # transaction back by restoring a copy of the whole table: two requests at once could
-        # both pass one condition, or one could undo the other. DynamoDB itself applies each
-        # conditional write and transaction atomically; one at a time here gives the same.
-        self._dynamodb = threading.Lock()
+        self._locks = {service: threading.Lock() for service in SERIALIZED_SERVICES}
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -132,9 +154,14 @@ class FaultLayer:
         service, action = identify(environ, body)
         if service == "moto-api":
             environ["wsgi.input"] = io.BytesIO(body)
-            return self.app(environ, start_response)
-        with self.faults._lock:
-            self.faults.calls[(service, action)] += 1
+            return self.moto(environ, start_response)
+        if _access_key(environ) not in self.faults.uncounted_keys:
+            with self.faults._lock:
+                self.faults.calls[(service, action)] += 1
+        delay = self.faults.latency.aws_delay(service, action)
+        if delay > 0:
+            self.faults.sleep(delay)  # this request's thread only: the server is threaded
+        app = self.moto if _long_poll(action, body) else self._one_at_a_time(service)
         fault = self.faults._take_fault(service, action)
         if fault is not None:
             return _error_response(service, environ, fault, start_response)
@@ -142,73 +169,43 @@ class FaultLayer:
                                                                       "DescribeInstances") else 0
         if hidden > 0:
             environ["wsgi.input"] = io.BytesIO(body)
-            return _rewrite(self.app, environ, start_response,
-                            lambda content: _hide_new_instances(content, hidden))
+            return rewrite(app, environ, start_response,
+                           lambda content: hide_new_instances(content, hidden))
         partial = self.faults._take_fleet() if (service, action) == ("ec2", "CreateFleet") else None
         if partial is not None and partial.launched == 0:
-            content = _empty_fleet(partial.errors)
+            content = empty_fleet(partial.errors)
             start_response("200 OK", [("Content-Type", "text/xml"),
                                       ("Content-Length", str(len(content)))])
             return [content]
         if partial is not None:
-            body = _limit_fleet(body, partial.launched)
+            body = limit_fleet(body, partial.launched)
         environ["wsgi.input"] = io.BytesIO(body)
         environ["CONTENT_LENGTH"] = str(len(body))
-        if service == "dynamodb":
-            with self._dynamodb:
-                return list(self.app(environ, start_response))
         if partial is None:
-            return self.app(environ, start_response)
+            return app(environ, start_response)
         errors = partial.errors
-        return _rewrite(self.app, environ, start_response,
-                        lambda content: _add_fleet_errors(content, errors))
+        return rewrite(app, environ, start_response,
+                       lambda content: add_fleet_errors(content, errors))
 
+    def _one_at_a_time(self, service: str) -> WsgiApp:
+        """moto, called under `service`'s lock when it has one (its answer read in full)."""
+        lock = self._locks.get(service)
+        if lock is None:
+            return self.moto
 
-def _rewrite(app: WsgiApp, environ: dict[str, Any], start_response: Callable[..., Any],
-             change: Callable[[bytes], bytes]) -> list[bytes]:
-    """moto's answer to the request in `environ`, its body passed through `change`."""
-    captured: dict[str, Any] = {}
+        def locked(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+            with lock:
+                return list(self.moto(environ, start_response))
 
-    def capture(status: str, headers: list[tuple[str, str]], *_: Any) -> Any:
-        captured["status"], captured["headers"] = status, headers
-        return lambda data: None
-
-    content = b"".join(app(environ, capture))
-    if captured["status"].startswith("200"):
-        content = change(content)
-    headers = [(k, v) for k, v in captured["headers"] if k.lower() != "content-length"]
-    headers.append(("Content-Length", str(len(content))))
-    start_response(captured["status"], headers)
-    return [content]
-
-
-def _hide_new_instances(content: bytes, seconds: float) -> bytes:
-    """A DescribeInstances answer without the instances launched in the last `seconds`."""
-    root = ET.fromstring(content)  # noqa: S314 - moto's own answer, on loopback
-    namespace = root.tag[:root.tag.index("}") + 1] if root.tag.startswith("{") else ""
-    if namespace:
-        ET.register_namespace("", namespace[1:-1])
-    now = datetime.now(UTC)
-    for reservations in root.iter(f"{namespace}reservationSet"):
-        for reservation in list(reservations):
-            for instances in reservation.iter(f"{namespace}instancesSet"):
-                for instance in list(instances):
-                    text = instance.findtext(f"{namespace}launchTime") or ""
-                    launched = datetime.fromisoformat(text.replace("Z", "+00:00"))
-                    if (now - launched).total_seconds() < seconds:
-                        instances.remove(instance)
-                if len(instances) == 0:
-                    reservations.remove(reservation)
-    answer: bytes = ET.tostring(root, encoding="utf-8", xml_declaration=True)
-    return answer
+        return locked
 
 
 def identify(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
     """(service, action) of an AWS request, from its signature scope and protocol."""
     if environ.get("PATH_INFO", "").startswith("/moto-api"):
         return "moto-api", ""
-    match = _SERVICE_IN_AUTH.search(environ.get("HTTP_AUTHORIZATION", ""))
-    service = match.group(1) if match else "unknown"
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    service = match.group(2) if match else "unknown"
     target = environ.get("HTTP_X_AMZ_TARGET", "")
     if target:
         return service, target.rpartition(".")[2]
@@ -218,6 +215,23 @@ def identify(environ: dict[str, Any], body: bytes) -> tuple[str, str]:
                 return service, value
     method = environ.get("REQUEST_METHOD", "GET")
     return service, f"{method} {environ.get('PATH_INFO', '/')}"
+
+
+def _long_poll(action: str, body: bytes) -> bool:
+    """Whether this is a ReceiveMessage that waits for messages (JSON or query protocol)."""
+    if action != "ReceiveMessage" or not body:
+        return False
+    try:
+        wait = json.loads(body).get("WaitTimeSeconds", 0)
+    except ValueError:
+        wait = dict(parse_qsl(body.decode("utf-8", "replace"))).get("WaitTimeSeconds", 0)
+    return bool(int(wait or 0))
+
+
+def _access_key(environ: dict[str, Any]) -> str:
+    """The access key id a request was signed with ("" when unsigned)."""
+    match = _CREDENTIAL.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return match.group(1) if match else ""
 
 
 def _error_response(service: str, environ: dict[str, Any], fault: _Fault,
@@ -242,34 +256,6 @@ def _error_response(service: str, environ: dict[str, Any], fault: _Fault,
     return [data]
 
 
-def _limit_fleet(body: bytes, launched: int) -> bytes:
-    pairs = parse_qsl(body.decode(), keep_blank_values=True)
-    out = []
-    for key, value in pairs:
-        if key in ("TargetCapacitySpecification.TotalTargetCapacity",
-                   "TargetCapacitySpecification.OnDemandTargetCapacity",
-                   "TargetCapacitySpecification.SpotTargetCapacity"):
-            value = str(min(int(value), launched))
-        out.append((key, value))
-    return urlencode(out).encode()
-
-
-def _add_fleet_errors(content: bytes, errors: list[tuple[str, str]]) -> bytes:
-    items = "".join(
-        f"<item><errorCode>{code}</errorCode><errorMessage>{message}</errorMessage>"
-        "<lifecycle>spot</lifecycle></item>" for code, message in errors
-    )
-    text = content.decode()
-    return text.replace("</CreateFleetResponse>",
-                        f"<errorSet>{items}</errorSet></CreateFleetResponse>").encode()
-
-
-def _empty_fleet(errors: list[tuple[str, str]]) -> bytes:
-    """What EC2 answers when an instant fleet launches nothing: no instances, only errors."""
-    body = (f"<CreateFleetResponse><requestId>{uuid.uuid4()}</requestId>"
-            f"<fleetId>fleet-{uuid.uuid4()}</fleetId><fleetInstanceSet/></CreateFleetResponse>")
-    return _add_fleet_errors(body.encode(), errors)
-
 
 class _Handler(MotoRequestHandler):
     # Without this every keep-alive response waits for the peer's delayed ACK (about 40 ms).
@@ -284,6 +270,7 @@ class AwsServer:
     """moto's server app behind the fault layer, served by werkzeug on 127.0.0.1."""
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        moto_speedups.apply()
         self.faults = FaultInjector()
         app = FaultLayer(DomainDispatcherApplication(create_backend_app), self.faults)
         # Always bind loopback explicitly: moto's own default is 0.0.0.0.

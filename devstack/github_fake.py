@@ -2,8 +2,9 @@
 
 It answers the endpoints the system uses the way GitHub does (App JWT and installation-token
 auth, runner registration, JIT configs, pagination, 422 on deleting a busy runner, primary and
-secondary rate limits), can be told to fail, throttle or slow down a route, logs every request by
-route, and with `validate=True` checks every response against GitHub's OpenAPI description
+secondary rate limits), can be told to fail, throttle or slow down a route, holds every call for
+its latency profile's delay (devstack/latency.py), logs every request by route, and with
+`validate=True` checks every response against GitHub's OpenAPI description
 (`.violations`).
 """
 
@@ -26,6 +27,7 @@ from devstack.github_openapi import check_response
 from devstack.github_records import ApiError, LoggedRequest, Violation
 from devstack.github_releases import asset_bytes, parse_download_path
 from devstack.github_routes import ROUTE_KEYS, match
+from devstack.latency import OFF, LatencyProfile
 
 DOWNLOAD_ROUTE = "GET /actions/runner/releases/download/{tag}/{name}"
 SECONDARY_DOCS = (
@@ -53,6 +55,8 @@ class GitHubFake(GitHubJobs):
         self.faults = Faults()
         # How added latency holds a call: a test may record the holds instead of waiting them.
         self.sleep: Callable[[float], None] = time.sleep
+        # The stack's latency profile: a setting, kept by reset().
+        self.latency: LatencyProfile = OFF
         self._log: list[LoggedRequest] = []
         self._violations: list[Violation] = []
         self._server: ThreadingHTTPServer | None = None
@@ -167,8 +171,9 @@ class GitHubFake(GitHubJobs):
             thread.join(timeout=5)
 
     def reset(self) -> None:
-        """Forget all state, faults, limits, logs, hooks, clock and sleep; keep the server and the
-        first App with its key (the Apps and keys added since are removed)."""
+        """Forget all state, faults, limits, logs, hooks, clock and sleep; keep the server, the
+        latency profile and the first App with its key (the Apps and keys added since are
+        removed)."""
         with self.lock:
             self._clear()
             self._spare_apps = self.apps[1:] + self._spare_apps
@@ -195,7 +200,7 @@ class GitHubFake(GitHubJobs):
             return reply
         route, params = found
         with self.lock:
-            delay = self.faults.delay(route.key)
+            delay = self.faults.delay(route.key) + self.latency.github_delay(route.key)
         if delay > 0:
             self.sleep(delay)
         reply, app_id = self._answer(route, params, request)

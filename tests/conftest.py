@@ -41,7 +41,8 @@ def devstack() -> Iterator[object]:
     """One devstack for the whole session: moto and the GitHub fake on loopback ports."""
     from devstack import Devstack
 
-    stack = Devstack.start()
+    # Off whatever DEVSTACK_LATENCY says: the tests that need a profile set one themselves.
+    stack = Devstack.start(latency="off")
     yield stack
     stack.stop()
 

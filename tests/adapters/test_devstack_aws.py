@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import boto3
@@ -139,3 +140,15 @@ def test_new_instances_can_be_left_out_of_describe_instances(
     assert described().isdisjoint(new)
     aws.faults.hide_new_instances(0)
     assert described() >= {*old, *new}
+
+
+def test_a_long_poll_does_not_hold_the_other_sqs_calls(clients: Any,
+                                                       deployment: Deployment) -> None:
+    # SQS calls run one at a time in moto, but a long poll waits there: were it held like the
+    # others, the message sent meanwhile would only be sent once the poll had given up empty.
+    sqs = clients("sqs")
+    with ThreadPoolExecutor(1) as pool:
+        polled = pool.submit(sqs.receive_message, QueueUrl=deployment.queue_url,
+                             WaitTimeSeconds=5)
+        sqs.send_message(QueueUrl=deployment.queue_url, MessageBody="{}")
+        assert [m["Body"] for m in polled.result().get("Messages", [])] == ["{}"]

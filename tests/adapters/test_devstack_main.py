@@ -35,3 +35,10 @@ def test_python_m_devstack_prints_exports_that_reach_a_deployed_stack() -> None:
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=20) == 0
+
+
+def test_an_unknown_latency_profile_is_refused_before_anything_starts() -> None:
+    result = subprocess.run([sys.executable, "-m", "devstack", "--latency", "slow"], cwd=ROOT,
+                            text=True, capture_output=True, timeout=60, check=False)
+    assert result.returncode == 2
+    assert "unknown latency profile 'slow'; known: off, realistic" in result.stderr

@@ -38,6 +38,12 @@ def test_target_is_met_strictly_or_not() -> None:
     assert Target("x", "<", 10).met("n/a") is None
 
 
+def test_an_exact_target_is_met_by_that_value_only() -> None:
+    assert Target("x", "==", 900).met(900) is True
+    assert Target("x", "==", 900).met(1000) is False
+    assert Target("x", "==", 900).text() == "== 900"
+
+
 def test_run_workload_reports_a_failure_instead_of_raising() -> None:
     def broken() -> Figures:
         raise RuntimeError("moto is not up")
@@ -115,7 +121,7 @@ def test_run_workload_keeps_the_workloads_stdout_out_of_the_report(
 
 
 def test_problems_logged_counts_warnings_and_errors_by_message() -> None:
-    from bench.scale_up import _problems
+    from bench.common import logged_problems
 
     log = "\n".join([
         '{"level": "INFO", "message": "scale-up plan"}',
@@ -125,6 +131,6 @@ def test_problems_logged_counts_warnings_and_errors_by_message() -> None:
         "not json",
     ])
 
-    assert _problems(log) == ("github retry: 502 Bad Gateway x2; "
+    assert logged_problems(log) == ("github retry: 502 Bad Gateway x2; "
                               "launch failed: InsufficientInstanceCapacity x1")
-    assert _problems('{"level": "INFO", "message": "ok"}') == "none"
+    assert logged_problems('{"level": "INFO", "message": "ok"}') == "none"
