@@ -5,6 +5,9 @@
     python -m infra.build --config my.build.json --output-dir build/infra
                                    # both templates with the build configuration's lists
                                    # (infra/buildconfig.py), into their own directory
+    python -m infra.build --runner-configs runners.yaml --output-dir build/infra
+                                   # both templates with several runner configurations
+                                   # (infra/runnerconfigs.py); combines with --config
 
 - infra/runners-stack.yaml: the runner infrastructure alone, for the `chalice deploy` path.
 - infra/template.yaml: the same plus the overlay of chalice's functions, for
@@ -27,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from infra import buildconfig
+from infra import buildconfig, runnerconfig_resources, runnerconfigs
 from infra.envmap import cloudformation_environment
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,22 +124,27 @@ def script_pieces(path: Path, inserts: dict[str, list[Any]]) -> list[Any]:
     return merged
 
 
+def os_user_data(runner_os: str, pre_install: Any, post_install: Any) -> dict[str, Any]:
+    """The start script of `runner_os` (base64), with the two hooks spliced in (a literal
+    hook joins the text around it)."""
+    debug = {"Ref": "EnableUserDataDebugLogging"}
+    if runner_os == "windows":
+        pieces = script_pieces(SRC / "start-runner.ps1", {
+            "SETTINGS": ["$GhrUserDataDebug = '", debug, "'"],
+            "PRE_INSTALL": [pre_install], "POST_INSTALL": [post_install]})
+        pieces = ["<powershell>\n", *pieces, "</powershell>\n<persist>false</persist>\n"]
+    else:
+        pieces = script_pieces(SRC / "start-runner.sh", {
+            "SETTINGS": ["GHR_USER_DATA_DEBUG='", debug, "'"],
+            "PRE_INSTALL": [pre_install], "POST_INSTALL": [post_install]})
+    return {"Fn::Base64": {"Fn::Join": ["", pieces]}}
+
+
 def user_data() -> dict[str, Any]:
     """The launch template's UserData: the start script of the OS, or the operator's own."""
-    debug = {"Ref": "EnableUserDataDebugLogging"}
-    linux = script_pieces(SRC / "start-runner.sh", {
-        "SETTINGS": ["GHR_USER_DATA_DEBUG='", debug, "'"],
-        "PRE_INSTALL": [{"Ref": "UserDataPreInstall"}],
-        "POST_INSTALL": [{"Ref": "UserDataPostInstall"}],
-    })
-    windows = script_pieces(SRC / "start-runner.ps1", {
-        "SETTINGS": ["$GhrUserDataDebug = '", debug, "'"],
-        "PRE_INSTALL": [{"Ref": "UserDataPreInstall"}],
-        "POST_INSTALL": [{"Ref": "UserDataPostInstall"}],
-    })
-    windows = ["<powershell>\n", *windows, "</powershell>\n<persist>false</persist>\n"]
-    script = {"Fn::If": ["IsWindows", {"Fn::Base64": {"Fn::Join": ["", windows]}},
-                         {"Fn::Base64": {"Fn::Join": ["", linux]}}]}
+    hooks = ({"Ref": "UserDataPreInstall"}, {"Ref": "UserDataPostInstall"})
+    script = {"Fn::If": ["IsWindows", os_user_data("windows", *hooks),
+                         os_user_data("linux", *hooks)]}
     chosen = {"Fn::If": ["HasUserDataOverride", {"Fn::Base64": {"Ref": "UserDataOverride"}},
                          script]}
     return {"Fn::If": ["UserDataEnabled", chosen, {"Ref": "AWS::NoValue"}]}
@@ -168,9 +176,12 @@ def dashboard_bodies(template: dict[str, Any]) -> None:
             properties["DashboardBody"] = {"Fn::Sub": json.dumps(body, separators=(",", ":"))}
 
 
-def stack_template(config: dict[str, Any] | None = None) -> dict[str, Any]:
+def stack_template(config: dict[str, Any] | None = None,
+                   runner_configs: list[runnerconfigs.RunnerConfig] | None = None,
+                   ) -> dict[str, Any]:
     """The runner infrastructure alone (infra/runners-stack.yaml), with the lists of a build
-    configuration (infra/buildconfig.py) when one is given."""
+    configuration (infra/buildconfig.py) and several runner configurations
+    (infra/runnerconfigs.py) when they are given."""
     template: dict[str, Any] = {}
     for part in BASE_PARTS:
         template = deep_merge(template, load(SRC / part))
@@ -178,6 +189,8 @@ def stack_template(config: dict[str, Any] | None = None) -> dict[str, Any]:
         "UserData"] = user_data()
     if config is not None:
         buildconfig.apply(template, config)
+    if runner_configs:
+        runnerconfig_resources.apply(template, runner_configs, os_user_data)
     dashboard_bodies(template)
     template["Metadata"] = {
         "AWS::CloudFormation::Interface": {"ParameterGroups": [
@@ -264,9 +277,14 @@ def outputs() -> dict[Path, str]:
     return files
 
 
-def configured_outputs(config_path: Path, directory: Path) -> dict[Path, str]:
-    """Both templates with the build configuration at `config_path`, in `directory`."""
-    stack = stack_template(buildconfig.load(config_path))
+def configured_outputs(config_path: Path | None, directory: Path,
+                       runner_configs_path: Path | None = None) -> dict[Path, str]:
+    """Both templates with the build configuration at `config_path` and the runner
+    configurations at `runner_configs_path` (either may be None), in `directory`."""
+    config = buildconfig.load(config_path) if config_path is not None else None
+    configs = (runnerconfigs.load(runner_configs_path) if runner_configs_path is not None
+               else None)
+    stack = stack_template(config, configs)
     return {directory / STACK.name: dump(stack),
             directory / TEMPLATE.name: dump(merge_template(stack))}
 
@@ -276,14 +294,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if a file is stale")
     parser.add_argument("--config", type=Path, help="build configuration (JSON, see docs)")
-    parser.add_argument("--output-dir", type=Path, help="where --config's templates go")
+    parser.add_argument("--runner-configs", type=Path,
+                        help="runner configurations (YAML, see docs/DEPLOY.md)")
+    parser.add_argument("--output-dir", type=Path,
+                        help="where the templates of --config and --runner-configs go")
     args = parser.parse_args(argv)
-    if args.config is not None:
+    if args.config is not None or args.runner_configs is not None:
         if args.output_dir is None or args.check:
-            parser.error("--config needs --output-dir (infra/ keeps the plain templates)")
+            parser.error("--config and --runner-configs need --output-dir (infra/ keeps the "
+                         "plain templates)")
         try:
-            files = configured_outputs(args.config, args.output_dir)
-        except buildconfig.BuildConfigError as error:
+            files = configured_outputs(args.config, args.output_dir, args.runner_configs)
+        except (buildconfig.BuildConfigError, runnerconfigs.RunnerConfigsError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 1
         args.output_dir.mkdir(parents=True, exist_ok=True)
