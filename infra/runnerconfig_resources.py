@@ -27,8 +27,17 @@ LIST_NAME = "/${SsmPathRoot}/${Prefix}/runners/configurations"
 OUTPUT = "RunnerConfigsParameterName"
 FUNCTION_ROLES = ("WebhookRole", "ScaleUpRole", "ScaleDownRole", "PoolRole", "SyncerRole",
                   "Ec2EventsRole")
-# Roles whose statements name "this environment's runners" by tag.
-TAG_SCOPED = ("ScaleDownRole", "Ec2EventsRole", "LaunchRunnersPolicy")
+# Roles whose statements name "this environment's runners" by tag (inline policies: 10,240
+# characters per role, room for every configuration).
+TAG_SCOPED = ("ScaleDownRole", "Ec2EventsRole")
+# LaunchRunnersPolicy's statements that name the environment, the launch template or the runner
+# role. A managed policy holds 6,144 characters, a role 10 managed policies by default: the
+# configurations' copies go into one more managed policy per LAUNCH_CHUNK configurations (at
+# the longest names, about 800 characters each besides 1,500 of statements).
+LAUNCH_SIDS = ("LaunchTaggedRunnerInstances", "FleetOfTaggedRunnerInstances",
+               "UseTheRunnerLaunchTemplate", "LaunchResources", "TagRunnerIdOfOwnRunners",
+               "TerminateOwnRunners", "PassOnlyTheRunnerRole")
+LAUNCH_CHUNK = 5
 # SSM: a Standard parameter holds 4 KB, an Advanced one 8 KB. Sized with the longest Prefix.
 STANDARD_LIMIT, ADVANCED_LIMIT = 4096, 8192
 LONGEST_PREFIX = "p" * 31
@@ -320,29 +329,49 @@ def _jit(ephemeral: str | None, jit: str | None) -> Any:
     return {"Fn::If": ["IsEphemeral", when_ephemeral, "false"]}
 
 
+def _scope(statements: list[dict[str, Any]], environments: list[Any]) -> None:
+    """Every `.../ghr:environment` condition on the stack's Prefix, on `environments` instead."""
+    for statement in statements:
+        for condition in statement.get("Condition", {}).values():
+            for key, value in condition.items():
+                if key.endswith("/ghr:environment") and value == {"Ref": "Prefix"}:
+                    condition[key] = copy.deepcopy(environments)
+
+
 def _widen(resources: dict[str, Any], configs: list[RunnerConfig]) -> None:
-    """The launching, scale-down and ec2_events statements, for every configuration."""
+    """Scale-down and ec2_events act on every configuration's runners; scale-up and the pool
+    launch them (LaunchRunnersPolicy stays the single configuration's)."""
     environments = [{"Ref": "Prefix"}, *({"Fn::Sub": environment_sub(c)} for c in configs)]
     for name in TAG_SCOPED:
-        properties = resources[name]["Properties"]
-        documents = [p["PolicyDocument"] for p in properties.get("Policies", [])]
-        documents += [properties["PolicyDocument"]] if "PolicyDocument" in properties else []
-        for statement in (s for d in documents for s in d["Statement"]):
-            for condition in statement.get("Condition", {}).values():
-                for key, value in condition.items():
-                    if key.endswith("/ghr:environment") and value == {"Ref": "Prefix"}:
-                        condition[key] = copy.deepcopy(environments)
+        policies = resources[name]["Properties"]["Policies"]
+        _scope([s for p in policies for s in p["PolicyDocument"]["Statement"]], environments)
+    base = resources["LaunchRunnersPolicy"]["Properties"]
+    for start in range(0, len(configs), LAUNCH_CHUNK):
+        chunk = configs[start:start + LAUNCH_CHUNK]
+        resources[f"RunnerConfigsLaunchPolicy{start // LAUNCH_CHUNK + 1}"] = {
+            "Type": "AWS::IAM::ManagedPolicy", "Properties": {
+                "Description": "Launch the runners of configurations "
+                               + ", ".join(c.id for c in chunk) + " with their launch templates.",
+                "Path": copy.deepcopy(base["Path"]),
+                "Roles": copy.deepcopy(base["Roles"]),
+                "PolicyDocument": {"Version": "2012-10-17",
+                                   "Statement": _launch_statements(base, chunk)}}}
+
+
+def _launch_statements(base: dict[str, Any], configs: list[RunnerConfig]) -> list[Any]:
+    """LaunchRunnersPolicy's environment, template and role statements, for `configs`."""
+    statements = [copy.deepcopy(s) for s in base["PolicyDocument"]["Statement"]
+                  if s["Sid"] in LAUNCH_SIDS]
+    _scope(statements, [{"Fn::Sub": environment_sub(c)} for c in configs])
     templates = [{"Fn::Sub": "arn:${AWS::Partition}:ec2:${AWS::Region}:${AWS::AccountId}:"
-                             f"launch-template/${{{name}}}"}
-                 for name in ["RunnerLaunchTemplate",
-                              *(_id("RunnerLaunchTemplate", c) for c in configs)]]
-    roles = [{"Fn::GetAtt": [name, "Arn"]}
-             for name in ["RunnerRole", *(_id("RunnerRole", c) for c in configs)]]
-    document = resources["LaunchRunnersPolicy"]["Properties"]["PolicyDocument"]
-    for statement in document["Statement"]:
+                             f"launch-template/${{{_id('RunnerLaunchTemplate', c)}}}"}
+                 for c in configs]
+    for statement in statements:
         if statement["Sid"] == "UseTheRunnerLaunchTemplate":
             statement["Resource"] = copy.deepcopy(templates)
         elif statement["Sid"] == "PassOnlyTheRunnerRole":
-            statement["Resource"] = roles
+            statement["Resource"] = [{"Fn::GetAtt": [_id("RunnerRole", c), "Arn"]}
+                                     for c in configs]
         if "ec2:LaunchTemplate" in statement.get("Condition", {}).get("ArnLike", {}):
             statement["Condition"]["ArnLike"]["ec2:LaunchTemplate"] = copy.deepcopy(templates)
+    return statements

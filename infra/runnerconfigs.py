@@ -30,7 +30,8 @@ from infra import buildconfig
 from infra.envmap import FUNCTION_ENVIRONMENT
 
 ID = re.compile(r"^[a-z0-9-]{1,32}$")
-# CloudFormation allows 500 resources per stack; each configuration adds about 14.
+# CloudFormation allows 500 resources per stack, each configuration adds about 14; IAM attaches
+# 10 managed policies to a role, scale-up's has 3 plus one per 5 configurations.
 MAX_CONFIGURATIONS = 25
 # CONTRACT §6: the functions refuse these in a configuration's environment.
 NOT_OVERRIDABLE = (

@@ -172,32 +172,92 @@ def test_every_function_gets_the_parameter_name_and_may_read_it(
     assert merged["Outputs"]["RunnerConfigsParameterName"]
 
 
-def test_scale_down_ec2_events_and_launching_cover_every_configurations_runners(
+def test_scale_down_and_ec2_events_act_on_every_configurations_runners(
         template: dict[str, Any]) -> None:
     every = ["ci", "ci-linux-x64", "ci-linux-arm64", "ci-gpu", "ci-windows"]
-    scoped = {
-        "ScaleDownRole": ("TerminateOwnRunners", "MarkSuspectedOrphans",
-                          "UnmarkSuspectedOrphans"),
-        "Ec2EventsRole": ("MarkInterruptedRunners",),
-        "LaunchRunnersPolicy": ("LaunchTaggedRunnerInstances", "FleetOfTaggedRunnerInstances",
-                                "TagRunnerIdOfOwnRunners", "TerminateOwnRunners"),
-    }
+    scoped = {"ScaleDownRole": ("TerminateOwnRunners", "MarkSuspectedOrphans",
+                                "UnmarkSuspectedOrphans"),
+              "Ec2EventsRole": ("MarkInterruptedRunners",)}
     for resource, sids in scoped.items():
         found = statements(template, resource)
         for sid in sids:
             condition = found[sid]["Condition"]["StringEquals"]
-            [key] = [k for k in condition if k.endswith("/ghr:environment")]
-            assert [render(v, NAMES) for v in condition[key]] == every, (resource, sid)
-    launching = statements(template, "LaunchRunnersPolicy")
-    templates = [render(v, {**NAMES, **{f"RunnerLaunchTemplate{s}": f"lt-{s}" for s in (
-        "", "LinuxX64", "LinuxArm64", "Gpu", "Windows")}})
-        for v in launching["UseTheRunnerLaunchTemplate"]["Resource"]]
-    assert [t.rsplit("/", 1)[1] for t in templates] == [
-        "lt-", "lt-LinuxX64", "lt-LinuxArm64", "lt-Gpu", "lt-Windows"]
-    assert len(launching["LaunchResources"]["Condition"]["ArnLike"]["ec2:LaunchTemplate"]) == 5
+            values = condition["aws:ResourceTag/ghr:environment"]
+            assert [render(v, NAMES) for v in values] == every, (resource, sid)
+
+
+def test_scale_up_and_the_pool_launch_each_configuration_with_its_template_and_role(
+        template: dict[str, Any]) -> None:
+    # The single configuration's policy is unchanged; the configurations' go into managed
+    # policies of five configurations each (a managed policy holds 6,144 characters).
+    assert statements(template, "LaunchRunnersPolicy") == statements(
+        build.stack_template(), "LaunchRunnersPolicy")
+    policy = template["Resources"]["RunnerConfigsLaunchPolicy1"]
+    assert policy["Type"] == "AWS::IAM::ManagedPolicy"
+    assert policy["Properties"]["Roles"] == [{"Ref": "ScaleUpRole"}, {"Ref": "PoolRole"}]
+    launching = statements(template, "RunnerConfigsLaunchPolicy1")
+    assert set(launching) == set(runnerconfig_resources.LAUNCH_SIDS)
+    environments = ["ci-linux-x64", "ci-linux-arm64", "ci-gpu", "ci-windows"]
+    for sid in ("LaunchTaggedRunnerInstances", "FleetOfTaggedRunnerInstances"):
+        values = launching[sid]["Condition"]["StringEquals"]["aws:RequestTag/ghr:environment"]
+        assert [render(v, NAMES) for v in values] == environments
+    for sid in ("TagRunnerIdOfOwnRunners", "TerminateOwnRunners"):
+        values = launching[sid]["Condition"]["StringEquals"]["aws:ResourceTag/ghr:environment"]
+        assert [render(v, NAMES) for v in values] == environments
+    suffixes = ("LinuxX64", "LinuxArm64", "Gpu", "Windows")
+    names = {**NAMES, **{f"RunnerLaunchTemplate{s}": f"lt-{s}" for s in suffixes}}
+    templates = [f"arn:aws:ec2:eu-west-1:123456789012:launch-template/lt-{s}" for s in suffixes]
+    assert [render(v, names) for v in launching["UseTheRunnerLaunchTemplate"]["Resource"]] == (
+        templates)
+    for sid in ("LaunchTaggedRunnerInstances", "LaunchResources"):
+        pinned = launching[sid]["Condition"]["ArnLike"]["ec2:LaunchTemplate"]
+        assert [render(v, names) for v in pinned] == templates
     assert [r["Fn::GetAtt"][0] for r in as_list(launching["PassOnlyTheRunnerRole"]["Resource"])
-            ] == ["RunnerRole", "RunnerRoleLinuxX64", "RunnerRoleLinuxArm64", "RunnerRoleGpu",
-                  "RunnerRoleWindows"]
+            ] == [f"RunnerRole{s}" for s in suffixes]
+
+
+def resolved_length(document: Any) -> int:
+    """The characters of a policy once CloudFormation resolves it, at the longest names: a
+    31-character Prefix, a launch template id, a runner role ARN under the role path."""
+    longest = {"Prefix": "p" * 31, "AWS::Partition": "aws-us-gov", "AWS::AccountId": "1" * 12,
+               "AWS::Region": "ap-southeast-2", "AWS::URLSuffix": "amazonaws.com"}
+
+    def value(node: Any) -> Any:
+        if isinstance(node, list):
+            return [value(n) for n in node]
+        if not isinstance(node, dict):
+            return node
+        if "Fn::Sub" in node:
+            return re.sub(r"\$\{([^}!]+)\}",
+                          lambda m: longest.get(m[1], "lt-0123456789abcdef0"), node["Fn::Sub"])
+        if "Fn::GetAtt" in node:
+            return f"arn:aws-us-gov:iam::{'1' * 12}:role/{'p' * 31}/{'r' * 64}"
+        if "Ref" in node:
+            return longest.get(node["Ref"], "k" * 80)  # a key ARN, at most
+        return {k: value(v) for k, v in node.items()}
+
+    return len(json.dumps(value(document), separators=(",", ":")))
+
+
+def test_many_configurations_spread_their_launch_statements_over_policies() -> None:
+    configs = runnerconfigs.parse([
+        {"id": f"{i:02d}" + "x" * 30, "launchTemplate": {"instance_types": ["m5.large"]}}
+        for i in range(runnerconfigs.MAX_CONFIGURATIONS)])
+    resources = build.stack_template(runner_configs=configs)["Resources"]
+    policies = [name for name in resources if name.startswith("RunnerConfigsLaunchPolicy")]
+    assert len(policies) == 5
+    attached = [name for name, r in resources.items() if r["Type"] == "AWS::IAM::ManagedPolicy"
+                and {"Ref": "ScaleUpRole"} in r["Properties"]["Roles"]]
+    assert len(attached) + 1 <= 10  # and AWSLambdaVPCAccessExecutionRole with a Lambda VPC
+    for name in policies:  # IAM: a managed policy holds 6,144 characters
+        assert resolved_length(resources[name]["Properties"]["PolicyDocument"]) < 6144
+    # Inline policies: 10,240 characters per role, all of them together.
+    for role in ("ScaleDownRole", "Ec2EventsRole"):
+        inline = [p["PolicyDocument"] for p in resources[role]["Properties"]["Policies"]]
+        inline += [r["Properties"]["PolicyDocument"] for r in resources.values()
+                   if r["Type"] == "AWS::IAM::Policy"
+                   and {"Ref": role} in r["Properties"]["Roles"]]
+        assert sum(resolved_length(d) for d in inline) < 10240, role
 
 
 def test_each_runner_role_reaches_only_its_configurations_instances_and_parameters(
