@@ -14,8 +14,8 @@ import yaml
 from conftest import RUNNER_CONFIGS_SAMPLE
 from infra_support import as_list, render, statements
 
-from infra import build, runnerconfig_resources, runnerconfigs
-from infra.envmap import FUNCTION_ENVIRONMENT
+from infra import build, configure_stage, runnerconfig_resources, runnerconfigs
+from infra.envmap import FUNCTION_ENVIRONMENT, stack_environment
 
 IDS = ("linux-x64", "linux-arm64", "gpu", "windows")
 NAMES = {"Prefix": "ci", "RunnerNamePrefix": "RunnerNamePrefix",
@@ -401,6 +401,10 @@ def test_the_sample_stack_creates_on_moto_with_the_list_the_functions_read(
         os_arch = f"{environment['RUNNER_OS']}-{environment['RUNNER_ARCHITECTURE']}"
         assert os_arch in found["runner_binaries_s3_uri"]
     assert json.loads(value)[2]["environment"]["ENABLE_EPHEMERAL_RUNNERS"] == "true"
+    # The `chalice deploy` path: the stage gets the parameter's name from the stack's output.
+    parameters, stack_outputs = configure_stage.describe(cloudformation, "ghr-multi")
+    assert stack_environment(parameters, stack_outputs)["RUNNER_CONFIGS_PARAMETER_NAME"] == (
+        "/github-action-runners/ci/runners/configurations")
     groups = stack.boto("logs").describe_log_groups(
         logGroupNamePrefix="/github-self-hosted-runners/ci-windows/")["logGroups"]
     assert sorted(g["logGroupName"].rsplit("/", 1)[1] for g in groups) == ["runner", "user_data"]
