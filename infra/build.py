@@ -290,6 +290,8 @@ def configured_outputs(config_path: Path | None, directory: Path,
     config = buildconfig.load(config_path) if config_path is not None else None
     configs = (runnerconfigs.load(runner_configs_path) if runner_configs_path is not None
                else None)
+    if config is not None:
+        buildconfig.check_runner_configs(config, [c.id for c in configs or []])
     stack = stack_template(config, configs)
     return {directory / STACK.name: dump(stack),
             directory / TEMPLATE.name: dump(merge_template(stack))}

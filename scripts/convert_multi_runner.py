@@ -91,9 +91,9 @@ RUNNER_CONFIG: dict[str, tuple[str, ...]] = {
     "job_queue_retention_in_seconds": ("skip", "one build queue",
                                        "set the parameter JobQueueRetentionInSeconds"),
     "delay_webhook_event": ("skip", "one build queue", "set the parameter DelayWebhookEvent"),
-    "pool_config": ("skip", "pool schedules are the deployment's",
-                    "set PoolSchedule1/2 or the build configuration's pool_config (they size "
-                    "the first configuration's pool)"),
+    "pool_config": ("skip", "pool schedules are the build's",
+                    "add its entries to the build configuration's pool_config, with "
+                    "runner_config set to this id"),
     "ebs_optimized": ("skip", "not supported", "nothing to do: on for every current instance type"),
     "credit_specification": ("skip", "not supported", "nothing to do: the type's default applies"),
     "ami_kms_key_arn": ("skip", "not supported",

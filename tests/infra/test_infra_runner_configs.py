@@ -14,7 +14,7 @@ import yaml
 from conftest import RUNNER_CONFIGS_SAMPLE
 from infra_support import as_list, render, statements
 
-from infra import build, configure_stage, runnerconfig_resources, runnerconfigs
+from infra import build, buildconfig, configure_stage, runnerconfig_resources, runnerconfigs
 from infra.envmap import FUNCTION_ENVIRONMENT, stack_environment
 
 IDS = ("linux-x64", "linux-arm64", "gpu", "windows")
@@ -408,3 +408,23 @@ def test_the_sample_stack_creates_on_moto_with_the_list_the_functions_read(
     groups = stack.boto("logs").describe_log_groups(
         logGroupNamePrefix="/github-self-hosted-runners/ci-windows/")["logGroups"]
     assert sorted(g["logGroupName"].rsplit("/", 1)[1] for g in groups) == ["runner", "user_data"]
+
+
+def test_a_pool_schedule_of_the_build_configuration_sizes_its_runner_configurations_pool(
+        tmp_path: Path, template: dict[str, Any]) -> None:
+    # The sample build configuration's schedules name no configuration: the first one's pool.
+    morning = template["Resources"]["PoolConfig1Schedule"]["Properties"]["Target"]["Input"]
+    assert json.loads(morning) == {"poolSize": 3}
+    config = tmp_path / "build.json"
+    config.write_text(json.dumps({"pool_config": [
+        {"schedule_expression": "cron(0 8 ? * MON-FRI *)", "size": 1, "runner_config": "gpu"}]}))
+
+    files = build.configured_outputs(config, tmp_path / "out", RUNNER_CONFIGS_SAMPLE)
+
+    stack_path = tmp_path / "runners-stack.yaml"
+    stack_path.write_text(files[tmp_path / "out" / "runners-stack.yaml"])
+    gpu = build.load(stack_path)
+    target = gpu["Resources"]["PoolConfig1Schedule"]["Properties"]["Target"]
+    assert json.loads(target["Input"]) == {"poolSize": 1, "runnerConfig": "gpu"}
+    with pytest.raises(buildconfig.BuildConfigError, match="gpu is not the id"):
+        build.configured_outputs(config, tmp_path / "plain")
