@@ -190,7 +190,7 @@ def _log_groups(text: str, config: RunnerConfig) -> str:
 def _launch_template(resources: dict[str, Any], config: RunnerConfig, profile: str,
                      user_data: UserData) -> dict[str, Any]:
     launch = config.launch
-    template = copy.deepcopy(resources["RunnerLaunchTemplate"])
+    template: dict[str, Any] = copy.deepcopy(resources["RunnerLaunchTemplate"])
     properties = template["Properties"]
     properties["LaunchTemplateName"] = {"Fn::Sub": template_name(config)}
     environment = {"Fn::Sub": environment_sub(config)}

@@ -263,7 +263,7 @@ def _launch(where: str, launch: Any, problems: list[str]) -> LaunchSettings:
             problems.append(f"{where}.{name}: unknown field")
         elif not isinstance(value, spec[0]):
             problems.append(f"{where}.{name}: expected {spec[0][0].__name__}")
-        elif name == "block_device_mappings":
+        elif name == "block_device_mappings" and isinstance(value, list):
             values[name] = tuple(_volumes(f"{where}.{name}", value, problems))
         elif isinstance(value, list):
             if all(isinstance(v, str) and v for v in value):
