@@ -115,8 +115,9 @@ LAUNCH_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
                                           "launch; default: AWS's latest Amazon Linux 2023 or "
                                           "Windows Server 2022 of the OS and architecture"),
     "block_device_mappings": ((list,), "every volume, root included, in the build "
-                                       "configuration's shape; default: the root volume of the "
-                                       "RunnerVolume* parameters"),
+                                       "configuration's shape; default: the stack's (the "
+                                       "RunnerVolume* root volume and the build "
+                                       "configuration's volumes)"),
     "userdata_pre_install": ((str,), "script run before the runner is installed"),
     "userdata_post_install": ((str,), "script run after it is installed"),
     "runner_additional_security_group_ids": ((list,), "security groups added to the stack's"),
