@@ -20,6 +20,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from infra.buildconfig import block_device_mapping
 from infra.runnerconfigs import RunnerConfig, RunnerConfigsError
 
 LIST_PARAMETER = "RunnerConfigsParameter"
@@ -205,8 +206,6 @@ def _launch_template(resources: dict[str, Any], config: RunnerConfig, profile: s
         data["ImageId"] = f"resolve:ssm:{name}"
     data["IamInstanceProfile"] = {"Arn": {"Fn::GetAtt": [profile, "Arn"]}}
     if launch.block_device_mappings:
-        from infra.buildconfig import block_device_mapping
-
         data["BlockDeviceMappings"] = [block_device_mapping(v)
                                        for v in launch.block_device_mappings]
     else:
