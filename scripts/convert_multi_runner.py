@@ -3,6 +3,7 @@ file (infra/runnerconfigs.py), and say what cannot be carried over.
 
     .venv/bin/python scripts/convert_multi_runner.py terraform.tfvars -o infra/params/runners.yaml
     .venv/bin/python scripts/convert_multi_runner.py vars.tfvars.json        # YAML on stdout
+    ... --build-config infra/params/dev.build.json   # and the pool schedules (pool_config)
 
 Reads a Terraform variable file, HCL (`.tfvars`, with python-hcl2, a development dependency)
 or JSON (`.tfvars.json`), holding `multi_runner_config`. The mapping is docs/MIGRATION.md's
@@ -91,9 +92,7 @@ RUNNER_CONFIG: dict[str, tuple[str, ...]] = {
     "job_queue_retention_in_seconds": ("skip", "one build queue",
                                        "set the parameter JobQueueRetentionInSeconds"),
     "delay_webhook_event": ("skip", "one build queue", "set the parameter DelayWebhookEvent"),
-    "pool_config": ("skip", "pool schedules are the build's",
-                    "add its entries to the build configuration's pool_config, with "
-                    "runner_config set to this id"),
+    "pool_config": ("pool",),
     "ebs_optimized": ("skip", "not supported", "nothing to do: on for every current instance type"),
     "credit_specification": ("skip", "not supported", "nothing to do: the type's default applies"),
     "ami_kms_key_arn": ("skip", "not supported",
@@ -123,6 +122,8 @@ class Conversion:
 
     configs: list[dict[str, Any]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # Entries of the build configuration's pool_config (infra/buildconfig.py).
+    pools: list[dict[str, Any]] = field(default_factory=list)
 
 
 def read_variables(path: Path) -> dict[str, Any]:
@@ -153,7 +154,21 @@ def convert(variables: dict[str, Any], hcl: bool = True) -> Conversion:
             result.notes.append(f"{config_id}: not an object, skipped")
             continue
         result.configs.append(_entry(config_id, entry, result.notes, hcl))
+        result.pools += _pools(config_id, entry.get("runner_config") or {}, result.notes, hcl)
     return result
+
+
+def _pools(config_id: str, runner: dict[str, Any], notes: list[str],
+           hcl: bool) -> list[dict[str, Any]]:
+    """The configuration's pool_config, as the build configuration's entries naming it."""
+    where = f"{config_id}.runner_config.pool_config"
+    pools = _plain(where, runner.get("pool_config") or [], notes) if hcl else runner.get(
+        "pool_config") or []
+    if pools is UNUSABLE:
+        return []
+    keys = ("schedule_expression", "schedule_expression_timezone", "size")
+    return [{**{k: pool[k] for k in keys if pool.get(k) is not None},
+             "runner_config": config_id} for pool in pools if isinstance(pool, dict)]
 
 
 def _id(key: str, result: Conversion) -> str:
@@ -207,6 +222,8 @@ def _runner_config(config_id: str, runner: dict[str, Any], environment: dict[str
         elif rule[0] == "skip":
             notes.append(f"{where} = {json.dumps(value)[:60]}: not carried over ({rule[1]}); "
                          f"{rule[2]}")
+        elif rule[0] == "pool":
+            continue  # into the build configuration (_pools)
         elif rule[0] == "ami":
             _ami(where, value, launch, environment, notes)
         elif rule[0] == "launch":
@@ -309,6 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tfvars", type=Path, help=".tfvars (HCL) or .tfvars.json")
     parser.add_argument("-o", "--output", type=Path, help="default: stdout")
+    parser.add_argument("--build-config", type=Path,
+                        help="write the configurations' pool_config here (a build "
+                             "configuration, JSON; docs/DEPLOY.md section 7)")
     args = parser.parse_args(argv)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -325,6 +345,13 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(text)
     else:
         args.output.write_text(text)
+    if conversion.pools and args.build_config is not None:
+        args.build_config.write_text(json.dumps({"pool_config": conversion.pools}, indent=2)
+                                     + "\n")
+    elif conversion.pools:
+        conversion.notes.append(
+            f"pool_config of {', '.join(sorted({p['runner_config'] for p in conversion.pools}))}"
+            ": not written; rerun with --build-config to write them as a build configuration")
     for note in conversion.notes:
         print(f"note: {note}", file=sys.stderr)
     try:

@@ -79,9 +79,25 @@ def test_what_cannot_be_carried_over_is_named_with_what_to_do_instead(
                      "gpu.runner_config.ebs_optimized",
                      "gpu.runner_config.subnet_ids: a Terraform expression "
                      "(${var.gpu_subnet_ids})",
-                     "windows-x64.runner_config.pool_config"):
+                     "windows-x64.runner_config.enable_userdata"):
         assert expected in notes, expected
     assert "SUBNET_IDS" not in by_id(from_hcl)["gpu"]["environment"]
+
+
+def test_pool_schedules_become_build_configuration_entries_naming_their_configuration(
+        from_hcl: converter.Conversion, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    assert from_hcl.pools == [{"schedule_expression": "cron(0 8 ? * MON-FRI *)", "size": 1,
+                               "runner_config": "windows-x64"}]
+    runners, pools = tmp_path / "runners.yaml", tmp_path / "pools.build.json"
+
+    assert converter.main([str(HCL), "-o", str(runners)]) == 0
+    assert "pool_config of windows-x64: not written" in capsys.readouterr().err
+    assert converter.main([str(HCL), "-o", str(runners), "--build-config", str(pools)]) == 0
+
+    files = build.configured_outputs(pools, tmp_path / "out", runners)
+    assert '{"poolSize": 1, "runnerConfig": "windows-x64"}' in files[
+        tmp_path / "out" / "runners-stack.yaml"]
 
 
 def test_a_json_variable_file_gives_the_same_configurations_its_strings_literal() -> None:
