@@ -33,11 +33,16 @@ infra: setup
 # holds placeholders that the template's overlay replaces; it is not named `dev`, chalice's
 # default stage, so that `chalice.test.Client(app)` and `chalice local` never put its
 # placeholder environment over the caller's own.
+# With RUNNER_CONFIGS (a runner-configurations file: several runner configurations, see
+# docs/DEPLOY.md section 11), likewise, alone or together with INFRA_CONFIG.
 STAGE ?= sample
 INFRA_CONFIG ?=
-MERGE_TEMPLATE := $(if $(INFRA_CONFIG),build/infra/template.yaml,infra/template.yaml)
+RUNNER_CONFIGS ?=
+BUILT := $(or $(INFRA_CONFIG),$(RUNNER_CONFIGS))
+MERGE_TEMPLATE := $(if $(BUILT),build/infra/template.yaml,infra/template.yaml)
 package: setup
-	$(if $(INFRA_CONFIG),$(BIN)/python -m infra.build --config $(INFRA_CONFIG) --output-dir build/infra)
+	$(if $(BUILT),$(BIN)/python -m infra.build $(if $(INFRA_CONFIG),--config $(INFRA_CONFIG)) \
+		$(if $(RUNNER_CONFIGS),--runner-configs $(RUNNER_CONFIGS)) --output-dir build/infra)
 	AWS_DEFAULT_REGION=$${AWS_DEFAULT_REGION:-eu-west-1} $(BIN)/chalice package --stage $(STAGE) \
 		--merge-template $(MERGE_TEMPLATE) out/
 	$(BIN)/python scripts/precompile_package.py out/deployment.zip

@@ -75,6 +75,9 @@ FIELDS: dict[str, tuple[str, list[Field]]] = {
             Field("schedule_expression", (str,), REQUIRED, "cron(...), rate(...) or at(...)"),
             Field("schedule_expression_timezone", (str,), "UTC", "IANA time zone"),
             Field("size", (int,), REQUIRED, "idle runners to keep, 0 or more"),
+            Field("runner_config", (str,), None, "id of the runner configuration whose pool "
+                                                 "it sizes (--runner-configs); default: the "
+                                                 "first"),
         ]),
 }
 
@@ -220,10 +223,28 @@ def pool_schedule_resources(pools: list[dict[str, Any]]) -> dict[str, Any]:
                 "ScheduleExpression": pool["schedule_expression"],
                 "ScheduleExpressionTimezone": pool["schedule_expression_timezone"],
                 "FlexibleTimeWindow": {"Mode": "OFF"},
-                "Target": pool_target(json.dumps({"poolSize": pool["size"]})),
+                "Target": pool_target(json.dumps(pool_input(pool))),
             },
         }
     return resources
+
+
+def pool_input(pool: dict[str, Any]) -> dict[str, Any]:
+    """adjust_pool's event of a pool entry: the size, and the runner configuration if named."""
+    payload: dict[str, Any] = {"poolSize": pool["size"]}
+    if pool.get("runner_config") is not None:
+        payload["runnerConfig"] = pool["runner_config"]
+    return payload
+
+
+def check_runner_configs(config: dict[str, list[dict[str, Any]]], ids: list[str]) -> None:
+    """BuildConfigError when a pool entry names a runner configuration that is not given."""
+    problems = [f"pool_config[{i}].runner_config: {pool['runner_config']} is not the id of "
+                "a runner configuration (--runner-configs)"
+                for i, pool in enumerate(config["pool_config"])
+                if pool.get("runner_config") is not None and pool["runner_config"] not in ids]
+    if problems:
+        raise BuildConfigError("\n  ".join(problems))
 
 
 def pool_target(payload: Any) -> dict[str, Any]:

@@ -86,10 +86,23 @@ FUNCTION_ENVIRONMENT: dict[str, Source] = {
 }
 
 
+# Given only by a stack that has the output: a template built with --runner-configs
+# (infra/runnerconfigs.py). Without it the functions run today's single configuration.
+OPTIONAL_ENVIRONMENT: dict[str, Output] = {
+    "RUNNER_CONFIGS_PARAMETER_NAME": Output("RunnerConfigsParameterName"),
+}
+
+
+def _sources(outputs: Mapping[str, Any]) -> dict[str, Source]:
+    optional = {name: source for name, source in OPTIONAL_ENVIRONMENT.items()
+                if source.name in outputs}
+    return {**FUNCTION_ENVIRONMENT, **optional}
+
+
 def cloudformation_environment(outputs: Mapping[str, Any]) -> dict[str, Any]:
     """The environment as CloudFormation values; `outputs` are the template's Outputs section."""
     values: dict[str, Any] = {}
-    for name, source in FUNCTION_ENVIRONMENT.items():
+    for name, source in _sources(outputs).items():
         if isinstance(source, Output):
             values[name] = outputs[source.name]["Value"]
         elif source.is_list:
@@ -102,6 +115,6 @@ def cloudformation_environment(outputs: Mapping[str, Any]) -> dict[str, Any]:
 def stack_environment(parameters: Mapping[str, str], outputs: Mapping[str, str]) -> dict[str, str]:
     """The environment as plain strings, from a deployed stack's parameters and outputs."""
     values: dict[str, str] = {}
-    for name, source in FUNCTION_ENVIRONMENT.items():
+    for name, source in _sources(outputs).items():
         values[name] = (outputs if isinstance(source, Output) else parameters)[source.name]
     return values

@@ -16,7 +16,7 @@ import yaml
 from infra_support import BIN, PACKAGE_ENV, ROOT, Package
 from start_script import make_instance
 
-from infra import build, buildconfig
+from infra import build, buildconfig, runnerconfigs
 from scripts.precompile_package import precompile
 
 
@@ -39,6 +39,27 @@ def configured_stack(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("configured") / "runners-stack.yaml"
     path.write_text(build.dump(build.stack_template(config)))
     return path
+
+
+@pytest.fixture(scope="session")
+def runner_configs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Both templates built with the sample runner configurations (three Linux, one Windows)
+    and the sample build configuration, as files: runners-stack.yaml and template.yaml."""
+    directory = tmp_path_factory.mktemp("runner-configs")
+    files = build.configured_outputs(ROOT / "infra" / "params" / "dev.build.sample.json",
+                                     directory, RUNNER_CONFIGS_SAMPLE)
+    for path, content in files.items():
+        path.write_text(content)
+    return directory
+
+
+RUNNER_CONFIGS_SAMPLE = ROOT / "infra" / "params" / "runner-configs.sample.yaml"
+
+
+@pytest.fixture(scope="session")
+def runner_configs() -> list[runnerconfigs.RunnerConfig]:
+    """The sample runner configurations."""
+    return runnerconfigs.load(RUNNER_CONFIGS_SAMPLE)
 
 
 @pytest.fixture(scope="session")

@@ -109,3 +109,33 @@ def test_the_inputs_of_issue_18_are_supported() -> None:
                  "tracing_config", "logging_kms_key_id", "associate_public_ipv4_address",
                  "metrics"):
         assert status[name] == "supported", name
+
+
+def _multi_runner_rows() -> dict[str, list[str]]:
+    """The rows of the multi-runner `runner_config` table, by key."""
+    text = MIGRATION.read_text()
+    header = "| `runner_config` key | status | here | notes |"
+    section = text[text.index(header) + len(header):]
+    return {TICKED.findall(line)[0]: [c.strip() for c in line.strip().strip("|").split("|")]
+            for line in section.splitlines() if line.startswith("| `")}
+
+
+def test_the_multi_runner_table_is_the_converters_mapping() -> None:
+    from infra.runnerconfigs import LAUNCH_FIELDS, OVERRIDABLE
+
+    known = {"launchTemplate": LAUNCH_FIELDS, "environment": OVERRIDABLE,
+             "pool_config": buildconfig.FIELDS}
+    from scripts.convert_multi_runner import RUNNER_CONFIG
+
+    rows = _multi_runner_rows()
+
+    assert list(rows) == list(RUNNER_CONFIG)
+    for key, rule in RUNNER_CONFIG.items():
+        status, here = rows[key][1], rows[key][2]
+        assert status == ("carried over" if rule[0] != "skip" else
+                          "not supported" if rule[1] == "not supported" else "deployment-wide")
+        for target in TICKED.findall(here) if rule[0] != "skip" else ():
+            kind, _, name = target.partition(".")
+            assert (name or kind) in known.get(kind, {"runner_config"}), target
+        if rule[0] == "skip":
+            assert here == rule[2], key

@@ -73,14 +73,13 @@ def dist_infos(path: Path) -> dict[str, str]:
     return found
 
 
-@pytest.fixture(scope="module")
-def transformed(package: Package) -> dict[str, Any]:
-    """The packaged template through the SAM transform, as CloudFormation will see it."""
+def sam_transform(packaged: dict[str, Any]) -> dict[str, Any]:
+    """A packaged template through the SAM transform, as CloudFormation will see it."""
     import boto3
     from samtranslator.parser.parser import Parser
     from samtranslator.translator.translator import Translator
 
-    template = json.loads(json.dumps(package.template))
+    template = json.loads(json.dumps(packaged))
     for resource in template["Resources"].values():
         if resource["Type"] == "AWS::Serverless::Function":
             # What `aws cloudformation package` puts there after uploading deployment.zip.
@@ -91,8 +90,28 @@ def transformed(package: Package) -> dict[str, Any]:
     result: dict[str, Any] = translator.translate(
         template, parameter_values={"AWS::Partition": "aws"},
         get_managed_policy_map=dict)
+    return result
+
+
+@pytest.fixture(scope="module")
+def transformed(package: Package) -> dict[str, Any]:
+    """The packaged template through the SAM transform."""
+    result = sam_transform(package.template)
     (package.directory / "transformed.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+@pytest.fixture(scope="module")
+def runner_configs_package(package: Package, runner_configs_dir: Path) -> list[Path]:
+    """The package as `make package RUNNER_CONFIGS=... INFRA_CONFIG=...` makes it (chalice's
+    merge is build.deep_merge, so the merge template goes over the packaged one), and its SAM
+    transform, as files."""
+    merged = build.deep_merge(package.template, build.load(runner_configs_dir / "template.yaml"))
+    packaged = runner_configs_dir / "sam.json"
+    packaged.write_text(json.dumps(merged, indent=1))
+    transformed_path = runner_configs_dir / "transformed.json"
+    transformed_path.write_text(json.dumps(sam_transform(merged), indent=1))
+    return [runner_configs_dir / "runners-stack.yaml", packaged, transformed_path]
 
 
 def test_package_holds_every_pinned_runtime_dependency(package: Package) -> None:
@@ -195,9 +214,9 @@ def test_the_webhook_stage_is_throttled_and_traced_by_parameters(
 
 
 def test_cfn_lint_finds_nothing(package: Package, transformed: dict[str, Any],
-                                configured_stack: Path) -> None:
+                                configured_stack: Path, runner_configs_package: list[Path]) -> None:
     files = [build.STACK, package.template_path, package.directory / "transformed.json",
-             configured_stack]
+             configured_stack, *runner_configs_package]
     result = subprocess.run([tool("cfn-lint"), "--format", "parseable", *map(str, files)],
                             capture_output=True, text=True, timeout=300, check=False)
     assert (result.returncode, result.stdout + result.stderr) == (0, "")
@@ -205,13 +224,15 @@ def test_cfn_lint_finds_nothing(package: Package, transformed: dict[str, Any],
 
 def test_checkov_fails_no_check_outside_the_skip_list(package: Package,
                                                       transformed: dict[str, Any],
-                                                      configured_stack: Path) -> None:
+                                                      configured_stack: Path,
+                                                      runner_configs_package: list[Path]) -> None:
     assert CHECKOV.exists(), "checkov lives in .venv-checkov: run `make .venv-checkov`"
     result = subprocess.run(
         [str(CHECKOV), "--skip-download", "--quiet", "--compact", "--output", "json",
          "--framework", "cloudformation", "--skip-check", ",".join(CHECKOV_SKIPS),
          "-f", str(build.STACK), "-f", str(package.directory / "transformed.json"),
-         "-f", str(configured_stack)],
+         "-f", str(configured_stack),
+         *(arg for path in runner_configs_package[::2] for arg in ("-f", str(path)))],
         capture_output=True, text=True, timeout=300, check=False,
     )
     reports = json.loads(result.stdout)
