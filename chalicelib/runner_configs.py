@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -222,8 +223,6 @@ def known_variables() -> frozenset[str]:
     """Every variable the settings read: what a configuration's `environment` may name. Taken
     from `load_settings` itself, so that the two never disagree."""
     reads = _Reads()
-    try:
+    with suppress(ConfigError):  # an empty environment may not be valid; the names matter
         load_settings(reads)
-    except ConfigError:  # an empty environment is not valid; only the names matter
-        pass
     return frozenset(reads.names | {name for names in REQUIRED.values() for name in names})
