@@ -213,7 +213,7 @@ class _Reads(dict[str, str]):
         super().__init__()
         self.names: set[str] = set()
 
-    def get(self, key: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, key: str, default: Any = None) -> Any:
         self.names.add(key)
         return super().get(key, default)
 
