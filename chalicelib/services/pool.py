@@ -118,9 +118,9 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
         backlog = _build_backlog(deps.queue)
         if backlog:
             plan = plan_pool(owner, pool_size, instances, runners, settings, moment, backlog)
-    log.info("pool plan", owner=owner, pool_size=pool_size, idle_online=plan.idle_online,
-             booting=plan.booting, current=plan.current, maximum=plan.maximum,
-             reserved=plan.reserved, launching=plan.launch)
+    log.info("pool plan", owner=owner, environment=settings.environment, pool_size=pool_size,
+             idle_online=plan.idle_online, booting=plan.booting, current=plan.current,
+             maximum=plan.maximum, reserved=plan.reserved, launching=plan.launch)
     if plan.launch < 1:
         return PoolReport(plan=plan)
     # The same reservation as scale-up's: the pool and concurrent scale-ups share one cap.

@@ -124,6 +124,15 @@ def misconfigured(headers: Mapping[str, str], error: ConfigError) -> WebhookResu
     return _answer(500, "config_error", "configuration error", started, problems=error.problems)
 
 
+def unavailable(headers: Mapping[str, str], error: RetryableError) -> WebhookResult:
+    """The answer to a delivery when the runner configurations (§6) could not be read: a
+    logged 503, which GitHub's redelivery may turn into a 201."""
+    started = time.monotonic()
+    delivery = _read_headers(headers)
+    logs.bind(delivery_id=delivery.delivery_id, github_event=delivery.event)
+    return _answer(503, "config_unavailable", "try again later", started, error=str(error))
+
+
 def handle_delivery(headers: Mapping[str, str], raw_body: bytes | str,
                     deps: WebhookDeps) -> WebhookResult:
     """Answer one GitHub webhook delivery (docs/REFERENCE.md §1: 2xx, 401, 400, 413, 5xx)."""

@@ -103,6 +103,16 @@ def test_webhook_with_a_bad_list_answers_500_naming_every_problem(
     assert webhook.queued() == []
 
 
+def test_webhook_answers_503_when_the_list_cannot_be_read_and_routes_on_redelivery(
+        webhook: Webhook, stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_configs(stack, monkeypatch, ROUTED)
+    # Every attempt of the quick client (the first and two retries).
+    stack.aws_faults.fail_next("ssm", "GetParameter", "ThrottlingException", times=3)
+    assert post_labels(webhook, LINUX).status_code == 503  # GitHub may redeliver
+    assert post_labels(webhook, LINUX).status_code == 201
+    assert routed(webhook) == ["linux"]
+
+
 # scale_up
 
 
