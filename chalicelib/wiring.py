@@ -47,11 +47,10 @@ T = TypeVar("T")
 def settings(function: FunctionName) -> Settings:
     """The validated settings of `function`, read from the environment once per container."""
     if function not in _settings:
-        _settings[function] = load_top_settings(os.environ, function)
+        values = _settings[function] = load_top_settings(os.environ, function)
         from chalicelib import metrics
 
-        metrics.configure(_settings[function].metrics_namespace,
-                          enabled=_settings[function].enable_metrics)
+        metrics.configure(values.metrics_namespace, enabled=values.enable_metrics)
     return _settings[function]
 
 
@@ -265,7 +264,8 @@ def sync_runner_binaries() -> SyncDeps:
     values = settings("sync_runner_binaries")
     releases = RunnerReleases(values.runner_releases_api_url,
                               prerelease=values.runner_allow_prerelease_binaries)
-    return SyncDeps(values, releases.latest, aws("s3"))
+    return SyncDeps(values, releases.latest, aws("s3"),
+                    runner_configs("sync_runner_binaries").get().scopes)
 
 
 def ec2_events() -> Ec2EventsDeps:

@@ -161,3 +161,24 @@ def test_a_job_lost_on_an_interrupted_runner_of_any_configuration_is_rerun(
     ghr.deliver("completed", job)
 
     assert ghr.fake.count(route="POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun") == 1
+
+
+def test_sync_runner_binaries_caches_every_configurations_os_and_architecture(
+        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = stack.boto("s3")
+    s3.create_bucket(Bucket="binaries",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setenv("RUNNER_BINARIES_BUCKET", "binaries")
+    use_configs(stack, monkeypatch, [
+        config("linux"), config("arm", RUNNER_ARCHITECTURE="arm64"),
+        config("win", RUNNER_OS="windows"), config("linux-big", INSTANCE_TYPES="m5.4xlarge")])
+
+    with Client(app, stage_name=STAGE) as client:
+        client.lambda_.invoke("sync_runner_binaries", client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+
+    keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="binaries")["Contents"])
+    assert keys == ["actions-runner-linux-arm64.tar.gz", "actions-runner-linux-x64.tar.gz",
+                    "actions-runner-windows-x64.zip"]
+    body = s3.get_object(Bucket="binaries", Key="actions-runner-linux-arm64.tar.gz")["Body"]
+    assert body.read() == stack.github.release_bytes("linux", "arm64")
