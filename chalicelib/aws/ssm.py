@@ -74,15 +74,8 @@ class Ssm:
 
     def get_string(self, name: str) -> str | None:
         """The (decrypted) value of `name`, or None when it does not exist."""
-        try:
-            answer = self.client.get_parameter(Name=name, WithDecryption=True)
-        except ClientError as error:
-            if error_code(error) == "ParameterNotFound":
-                return None
-            raise translate(error, f"ssm GetParameter {name}") from error
-        except BotoCoreError as error:
-            raise translate(error, f"ssm GetParameter {name}") from error
-        return str(answer["Parameter"]["Value"])
+        found = self.get_versioned(name)
+        return None if found is None else found[0]
 
     def get_versioned(self, name: str) -> tuple[str, int] | None:
         """The (decrypted) value of `name` and its version, or None when it does not exist."""
