@@ -93,7 +93,7 @@ def adjust_pool(event: dict[str, Any], context: Any) -> None:
                                                         "application/x-www-form-urlencoded"])
 def webhook() -> Response:
     """Verify a GitHub `workflow_job` delivery and enqueue the queued job."""
-    from chalicelib.services.webhook import handle_delivery, misconfigured
+    from chalicelib.services.webhook import handle_delivery, misconfigured, unavailable
 
     _start("webhook", app.lambda_context)
     request = app.current_request
@@ -103,6 +103,8 @@ def webhook() -> Response:
         deps = wiring.webhook()
     except ConfigError as error:
         result = misconfigured(request.headers, error)
+    except RetryableError as error:  # the runner configurations' parameter could not be read
+        result = unavailable(request.headers, error)
     else:
         result = handle_delivery(request.headers, request.raw_body, deps)
     metrics.flush(function="webhook")

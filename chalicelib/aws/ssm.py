@@ -74,6 +74,11 @@ class Ssm:
 
     def get_string(self, name: str) -> str | None:
         """The (decrypted) value of `name`, or None when it does not exist."""
+        found = self.get_versioned(name)
+        return None if found is None else found[0]
+
+    def get_versioned(self, name: str) -> tuple[str, int] | None:
+        """The (decrypted) value of `name` and its version, or None when it does not exist."""
         try:
             answer = self.client.get_parameter(Name=name, WithDecryption=True)
         except ClientError as error:
@@ -82,7 +87,7 @@ class Ssm:
             raise translate(error, f"ssm GetParameter {name}") from error
         except BotoCoreError as error:
             raise translate(error, f"ssm GetParameter {name}") from error
-        return str(answer["Parameter"]["Value"])
+        return str(answer["Parameter"]["Value"]), int(answer["Parameter"].get("Version", 1))
 
     def get_strings(self, names: Sequence[str]) -> dict[str, str]:
         """The (decrypted) values of `names` in one GetParameters call (at most 10 names); a

@@ -104,6 +104,7 @@ class GitHubClient:
         self._clock = clock
         self._registration: dict[tuple[str, str], tuple[str, float]] = {}
         self._registration_lock = threading.Lock()
+        self._registration_locks: dict[tuple[str, str], threading.Lock] = {}
 
     def set_deadline(self, remaining_seconds: float) -> None:
         """Bound waits and retries by the invocation's remaining time; past it: RetryableError."""
@@ -152,22 +153,22 @@ class GitHubClient:
 
     def registration_token(self, owner: str, runner_type: RunnerType, installation_id: int = 0,
                            *, reuse_for: float = 0.0) -> str:
-        """A runner registration token for `owner` (valid one hour).
-
-        With `reuse_for`, a token this client minted less than that many seconds ago is handed
-        out again: one token registers any number of runners, and each mint is a write that
-        counts against GitHub's secondary limit.
-        """
+        """A runner registration token for `owner` (valid one hour). With `reuse_for`, a token
+        this client minted less than that many seconds ago is handed out again: one token
+        registers any number of runners, and each mint is a write that counts against GitHub's
+        secondary limit."""
         key = (runner_type, owner)
+        # One mint at a time per owner: its groups in several configurations run side by side.
         with self._registration_lock:
+            owner_lock = self._registration_locks.setdefault(key, threading.Lock())
+        with owner_lock:
             cached = self._registration.get(key)
             if cached is not None and self._clock() - cached[1] < reuse_for:
                 return cached[0]
-        prefix, path = _scope(owner, runner_type)
-        response = self._calls.call(owner, runner_type, installation_id, "POST",
-                                    prefix + "/actions/runners/registration-token", path)
-        token = str(response.json()["token"])
-        with self._registration_lock:
+            prefix, path = _scope(owner, runner_type)
+            response = self._calls.call(owner, runner_type, installation_id, "POST",
+                                        prefix + "/actions/runners/registration-token", path)
+            token = str(response.json()["token"])
             self._registration[key] = (token, self._clock())
         return token
 

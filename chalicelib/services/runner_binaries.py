@@ -50,6 +50,8 @@ class SyncDeps:
     settings: Settings
     find_release: ReleaseFinder
     s3: Any
+    # Every runner configuration (§6): each OS and architecture among them is cached.
+    scopes: tuple[Settings, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -191,9 +193,14 @@ def _s3_error(action: str, error: ClientError) -> GhrError:
 
 
 def run_sync(deps: SyncDeps) -> SyncResult | None:
-    """The scheduled entry: sync with the wired release lookup and S3; nothing when the syncer
-    is turned off (`ENABLE_RUNNER_BINARIES_SYNCER`: instances then download from GitHub)."""
-    if not deps.settings.enable_runner_binaries_syncer:
+    """The scheduled entry: sync with the wired release lookup and S3, once per OS and
+    architecture of the runner configurations (§6); the first one's result. Nothing when the
+    syncer is turned off (`ENABLE_RUNNER_BINARIES_SYNCER`: instances then download from
+    GitHub)."""
+    wanted = {(s.runner_binaries_bucket, s.runner_os, s.runner_architecture): s
+              for s in (deps.scopes or (deps.settings,)) if s.enable_runner_binaries_syncer}
+    if not wanted:
         log.info("runner binaries syncer disabled; nothing cached")
         return None
-    return sync_runner_binaries(deps.settings, deps.find_release, deps.s3)
+    results = [sync_runner_binaries(s, deps.find_release, deps.s3) for s in wanted.values()]
+    return results[0]
