@@ -44,6 +44,8 @@ class JobMessage:
     message_id: str = ""
     # How many times job retry sent this job back (`retryCounter`, absent = 0).
     retry_counter: int = 0
+    # The runner configuration the webhook chose (`runnerConfig`, §6; None: the first).
+    runner_config: str | None = None
 
     @property
     def full_repo(self) -> str:
@@ -65,6 +67,8 @@ class JobMessage:
             body["labels"] = list(self.labels)
         if self.retry_counter:
             body["retryCounter"] = self.retry_counter
+        if self.runner_config is not None:
+            body["runnerConfig"] = self.runner_config
         return json.dumps(body, separators=(",", ":"))
 
 
@@ -173,12 +177,15 @@ def parse_body(message_id: str, body: str) -> JobMessage | Rejected:
     labels = _labels(data, problems)
     retry_counter = (_positive_int(data, "retryCounter", problems, allow_zero=True)
                      if "retryCounter" in data else 0)
+    runner_config = data.get("runnerConfig")
+    if runner_config is not None and not isinstance(runner_config, str):
+        problems.append(f"runnerConfig: expected a string, got {_describe(runner_config)}")
     if problems:
         return Rejected(message_id, tuple(problems), _excerpt(body))
     return JobMessage(message_id=message_id, id=job_id, event_type=str(event_type),
                       repository_name=repository, repository_owner=owner,
                       installation_id=installation, repo_owner_type=owner_type, labels=labels,
-                      retry_counter=retry_counter)
+                      retry_counter=retry_counter, runner_config=runner_config)
 
 
 def _excerpt(body: Any) -> str:

@@ -6,7 +6,7 @@ fixes a deployment in one round. Which variables are required depends on the fun
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -123,6 +123,8 @@ class Settings:
     # Lost jobs (docs/REFERENCE.md §8, §9): job retry, and re-running interrupted jobs.
     job_retry_config: JobRetryConfig = JOB_RETRY_OFF
     enable_spot_interruption_rerun: bool = True
+    # The SSM parameter of several runner configurations (§6); None: one, made of these values.
+    runner_configs_parameter_name: str | None = None
 
     @property
     def runner_type(self) -> Literal["Org", "Repo"]:
@@ -139,12 +141,14 @@ def _idle_windows(text: str) -> tuple[IdleWindow, ...]:
     return parse_idle_windows(json_value(text))
 
 
-def load_settings(env: Mapping[str, str], function: FunctionName | None = None) -> Settings:
-    """Build and validate the settings of `function` from `env`; raise one `ConfigError`."""
+def load_settings(env: Mapping[str, str], function: FunctionName | None = None,
+                  relaxed: Collection[str] = ()) -> Settings:
+    """Build and validate the settings of `function` from `env`; raise one `ConfigError`.
+    `relaxed`: required names that may be missing (each runner configuration sets them)."""
     r = EnvReader(env)
     if function is not None:
         for name in REQUIRED[function]:
-            if r.raw(name) is None:
+            if r.raw(name) is None and name not in relaxed:
                 r.problems.append(f"{name}: required by {function} but not set")
     settings = Settings(
         environment=r.text("ENVIRONMENT"),
@@ -159,6 +163,7 @@ def load_settings(env: Mapping[str, str], function: FunctionName | None = None) 
         ),
         **_binaries_and_metrics(r),
         state_table_name=r.text("STATE_TABLE_NAME"),
+        runner_configs_parameter_name=r.raw("RUNNER_CONFIGS_PARAMETER_NAME"),
         **lost_jobs(r, function, _GITHUB_APP),
     )
     if r.problems:

@@ -1,9 +1,8 @@
 """Where the functions get their dependencies: built lazily, cached per container, resettable.
 
-Only `app.py` calls this module: one builder per entry point (`scale_up()`, `scale_down()`, ...)
-returns the adapters its service receives. Nothing is created at import time: a warm Lambda
-reuses what the first invocation built, and in tests devstack must be up (and the environment
-set) before any client exists.
+Only `app.py` calls this module: one builder per entry point (`scale_up()`, ...) returns the
+adapters its service receives. Nothing is created at import time: a warm Lambda reuses what the
+first invocation built; in tests devstack must be up (and the environment set) first.
 """
 
 from __future__ import annotations
@@ -14,7 +13,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.logs import get_logger
-from chalicelib.settings import FunctionName, Settings, load_settings
+from chalicelib.runner_configs import load_top_settings
+from chalicelib.settings import FunctionName, Settings
 
 if TYPE_CHECKING:
     from chalicelib.aws.state import StateTable
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from chalicelib.services.images import ImageResolver
     from chalicelib.services.pool import PoolDeps
     from chalicelib.services.runner_binaries import SyncDeps
+    from chalicelib.services.runner_configs import RunnerConfigSource
     from chalicelib.services.scale_down import ScaleDownDeps
     from chalicelib.services.scale_up import ScaleUpDeps
     from chalicelib.services.webhook import WebhookDeps
@@ -36,9 +37,8 @@ _github: dict[str, GitHubClient] = {}
 _objects: dict[str, Any] = {}
 _sessions: dict[str, Any] = {}
 # The botocore loaders outlive reset(): they cache the models read from disk (a client costs up
-# to a second without that cache). Sessions do not: a botocore session reads its settings (the
-# region, the endpoint, the credentials) from the os.environ object it was created under, and
-# chalice's test client swaps os.environ for a copy during each call.
+# to a second without). Sessions do not: a session reads region, endpoint and credentials from
+# the os.environ it was created under, which chalice's test client swaps during each call.
 _loaders: dict[str, Any] = {}
 AWS_MODELS = Path(__file__).resolve().parent / "aws_models"
 T = TypeVar("T")
@@ -47,7 +47,7 @@ T = TypeVar("T")
 def settings(function: FunctionName) -> Settings:
     """The validated settings of `function`, read from the environment once per container."""
     if function not in _settings:
-        _settings[function] = load_settings(os.environ, function)
+        _settings[function] = load_top_settings(os.environ, function)
         from chalicelib import metrics
 
         metrics.configure(_settings[function].metrics_namespace,
@@ -68,18 +68,13 @@ def aws(service: str, *, quick: bool = False) -> Any:
     if key not in _clients:
         from botocore.config import Config
 
-        config = Config(
-            retries={"mode": "standard", "max_attempts": 2} if quick
-            else {"mode": "adaptive", "max_attempts": 8},
-            connect_timeout=1 if quick else 5,
-            read_timeout=2 if quick else 20,
-            max_pool_connections=20,
-        )
+        config = Config(retries={"mode": "standard", "max_attempts": 2} if quick
+                        else {"mode": "adaptive", "max_attempts": 8},
+                        connect_timeout=1 if quick else 5, read_timeout=2 if quick else 20,
+                        max_pool_connections=20)
         if service == "s3":
-            # The binaries sync (hourly, off every job's path) uses boto3's streaming transfers
-            # (upload_fileobj) and the installed botocore's whole S3 model; elsewhere plain
-            # botocore clients are the same API without importing boto3 and s3transfer (about
-            # 150 ms of a cold start).
+            # The hourly binaries sync streams with boto3 (upload_fileobj) over botocore's whole
+            # S3 model; elsewhere plain botocore clients spare boto3's ~150 ms of a cold start.
             import boto3
 
             if "boto3" not in _sessions:  # once: boto3 registers its handlers on the session
@@ -116,11 +111,9 @@ def _botocore_session(models: str = "trimmed") -> Any:
         import botocore.session
 
         if models not in _loaders:
-            # The trimmed loader reads only chalicelib/aws_models (see
-            # scripts/trim_botocore_models.py): the models of the operations we call, their
-            # endpoint rules, and the endpoint table of our services. botocore's own data would
-            # cost about 100 ms of every cold start: EC2's whole model, the endpoint table of
-            # every service, and a scan of ~400 service folders.
+            # The trimmed loader reads only chalicelib/aws_models (scripts/trim_botocore_models.py):
+            # the operations we call, their endpoint rules and our services' endpoints; botocore's
+            # own data costs ~100 ms of every cold start (EC2's whole model, ~400 folders).
             _loaders[models] = botocore.loaders.Loader(
                 extra_search_paths=[str(AWS_MODELS)], include_default_search_paths=False,
             ) if models == "trimmed" else botocore.loaders.Loader()
@@ -137,30 +130,30 @@ def cached(name: str, build: Callable[[], T]) -> T:
     return _objects[name]  # type: ignore[no-any-return]
 
 
-def github_config(values: Settings, function: FunctionName) -> GitHubConfig:
-    """The GitHub adapter's configuration for `function`, tokens limited to what it needs."""
+def github_config(values: Settings, function: FunctionName,
+                  scopes: tuple[Settings, ...] = ()) -> GitHubConfig:
+    """The GitHub adapter's configuration for `function`, tokens limited to what it needs
+    (what every runner configuration in `scopes` needs)."""
     from chalicelib.github.client import GitHubConfig
-    from chalicelib.rules.permissions import token_permissions
+    from chalicelib.rules.permissions import all_token_permissions
 
-    return GitHubConfig(
-        app_id_parameters=values.parameter_github_app_id_name,
-        app_key_parameters=values.parameter_github_app_key_base64_name,
-        ghes_url=values.ghes_url, ssl_verify=values.ghes_ssl_verify,
-        runner_group_cache_path=f"{values.ssm_config_path}/runner-group",
-        permissions=token_permissions(values, function),
-    )
+    return GitHubConfig(app_id_parameters=values.parameter_github_app_id_name,
+                        app_key_parameters=values.parameter_github_app_key_base64_name,
+                        ghes_url=values.ghes_url, ssl_verify=values.ghes_ssl_verify,
+                        runner_group_cache_path=f"{values.ssm_config_path}/runner-group",
+                        permissions=all_token_permissions(scopes or (values,), function))
 
 
 def github(function: FunctionName, quick: bool = False) -> GitHubClient:
-    """The GitHub App client of `function`, one per container: it holds the token and
-    installation caches, its tokens limited to what `function` needs (one process running
-    several functions, as the tests and the demo do, gets one client each). `quick`: its SSM
-    reads (the App key) retry little, as the webhook's calls do."""
+    """The GitHub App client of `function`, one per container: its token and installation
+    caches, tokens limited to what `function` needs (one client per function in a process).
+    `quick`: its SSM reads (the App key) retry little, as the webhook's calls do."""
     if function not in _github:
         from chalicelib.aws.ssm import Ssm
         from chalicelib.github.client import GitHubClient
 
-        _github[function] = GitHubClient(github_config(settings(function), function),
+        scopes = runner_configs(function).get().scopes
+        _github[function] = GitHubClient(github_config(settings(function), function, scopes),
                                          Ssm(aws("ssm", quick=quick)))
     return _github[function]
 
@@ -170,6 +163,16 @@ def state_table(function: FunctionName) -> StateTable:
     from chalicelib.aws.state import StateTable
 
     return StateTable(aws("dynamodb"), settings(function).state_table_name)
+
+
+def runner_configs(function: FunctionName) -> RunnerConfigSource:
+    """The runner configurations of `function` (§6), looked at again at most once a minute."""
+    from chalicelib.aws.ssm import Ssm
+    from chalicelib.services.runner_configs import RunnerConfigSource
+
+    values, env = settings(function), dict(os.environ)
+    return cached(f"runner-configs:{function}", lambda: RunnerConfigSource(
+        values, env, function, Ssm(aws("ssm", quick=function == "webhook"))))
 
 
 def capacity(function: FunctionName) -> CapacityLedger:
@@ -195,12 +198,12 @@ def scale_up() -> ScaleUpDeps:
     from chalicelib.aws.ssm import Ssm
     from chalicelib.services.scale_up import ScaleUpDeps
 
-    values = settings("scale_up")
-    queue = (BuildQueue(aws("sqs"), values.sqs_url_webhook)
-             if values.job_retry_config.enable else None)
+    values, configs = settings("scale_up"), runner_configs("scale_up")
+    retry = any(c.job_retry_config.enable for c in (values, *configs.get().scopes))
+    queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if retry else None
     return ScaleUpDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
                        github("scale_up"), capacity("scale_up"), write_budget("scale_up"),
-                       image_resolver(), queue)
+                       image_resolver(), queue, configs)
 
 
 def scale_down() -> ScaleDownDeps:
@@ -210,7 +213,8 @@ def scale_down() -> ScaleDownDeps:
     from chalicelib.services.scale_down import ScaleDownDeps
 
     return ScaleDownDeps(settings("scale_down"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                         github("scale_down"), state_table("scale_down"))
+                         github("scale_down"), state_table("scale_down"),
+                         runner_configs("scale_down").get())
 
 
 def adjust_pool() -> PoolDeps:
@@ -223,8 +227,8 @@ def adjust_pool() -> PoolDeps:
     values = settings("adjust_pool")
     queue = BuildQueue(aws("sqs"), values.sqs_url_webhook) if values.sqs_url_webhook else None
     return PoolDeps(values, Ec2(aws("ec2")), Ssm(aws("ssm"), values.runner_token_kms_key_id),
-                    github("adjust_pool"), capacity("adjust_pool"), queue,
-                    write_budget("adjust_pool"), image_resolver())
+                    github("adjust_pool"), capacity("adjust_pool"), queue, write_budget(
+                        "adjust_pool"), image_resolver(), runner_configs("adjust_pool"))
 
 
 def webhook() -> WebhookDeps:
@@ -235,7 +239,7 @@ def webhook() -> WebhookDeps:
     from chalicelib.services.webhook import WebhookDeps
     from chalicelib.services.webhook_secret import WebhookSecrets
 
-    values = settings("webhook")
+    values, configs = settings("webhook"), runner_configs("webhook").get()
     name = values.parameter_github_app_webhook_secret_name
     previous = values.parameter_github_app_webhook_secret_previous_name
     secrets = cached(f"webhook-secret:{name}:{previous}", lambda: WebhookSecrets(
@@ -246,15 +250,15 @@ def webhook() -> WebhookDeps:
         from chalicelib.services.rerun import Reruns
 
         # The GitHub client is built on the first re-run only: most deliveries need none.
-        reruns = Reruns(values, table, lambda: github("webhook", quick=True))
-    return WebhookDeps(values, secrets,
-                       BuildQueue(aws("sqs", quick=True), values.sqs_url_webhook), table,
-                       reruns)
+        reruns = Reruns(values, table, lambda: github("webhook", quick=True),
+                        prefixes=[s.runner_name_prefix for s in configs.scopes])
+    return WebhookDeps(values, secrets, BuildQueue(aws("sqs", quick=True), values.sqs_url_webhook),
+                       table, reruns, configs)
 
 
 def sync_runner_binaries() -> SyncDeps:
-    """What `sync_runner_binaries` works with: actions/runner's releases read anonymously from
-    github.com (or the mirror of `RUNNER_RELEASES_API_URL`), never GHES, and S3."""
+    """What `sync_runner_binaries` works with: S3, and actions/runner's releases read without
+    credentials from github.com or `RUNNER_RELEASES_API_URL` (never GHES)."""
     from chalicelib.github.releases import RunnerReleases
     from chalicelib.services.runner_binaries import SyncDeps
 
@@ -271,7 +275,8 @@ def ec2_events() -> Ec2EventsDeps:
     from chalicelib.services.ec2_events import Ec2EventsDeps
 
     return Ec2EventsDeps(settings("ec2_events"), Ec2(aws("ec2")), Ssm(aws("ssm")),
-                         github("ec2_events"), state_table("ec2_events"))
+                         github("ec2_events"), state_table("ec2_events"),
+                         runner_configs("ec2_events").get())
 
 
 def image_resolver() -> ImageResolver:

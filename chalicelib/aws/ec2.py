@@ -165,16 +165,17 @@ class Ec2:
 
     def runner_instances(
         self,
-        environment: str,
+        environment: str | Sequence[str],
         owner: str | None = None,
         runner_type: RunnerType | None = None,
         states: Sequence[str] = tuple(sorted(LIVE_STATES)),
     ) -> list[Instance]:
-        """This environment's runner instances in `states`, optionally of one owner (compared
-        without case, as GitHub compares names) and type."""
+        """The runner instances of `environment` (or of any of several, §6) in `states`,
+        optionally of one owner (compared without case, as GitHub compares names) and type."""
+        environments = [environment] if isinstance(environment, str) else list(environment)
         filters = [
             {"Name": f"tag:{TAG_APPLICATION}", "Values": [APPLICATION]},
-            {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [environment]},
+            {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": environments},
             {"Name": "instance-state-name", "Values": list(states)},
         ]
         # Not a tag filter for the owner: EC2 compares tag values with case, and `ACME` and

@@ -84,6 +84,18 @@ class Ssm:
             raise translate(error, f"ssm GetParameter {name}") from error
         return str(answer["Parameter"]["Value"])
 
+    def get_versioned(self, name: str) -> tuple[str, int] | None:
+        """The (decrypted) value of `name` and its version, or None when it does not exist."""
+        try:
+            answer = self.client.get_parameter(Name=name, WithDecryption=True)
+        except ClientError as error:
+            if error_code(error) == "ParameterNotFound":
+                return None
+            raise translate(error, f"ssm GetParameter {name}") from error
+        except BotoCoreError as error:
+            raise translate(error, f"ssm GetParameter {name}") from error
+        return str(answer["Parameter"]["Value"]), int(answer["Parameter"].get("Version", 1))
+
     def get_strings(self, names: Sequence[str]) -> dict[str, str]:
         """The (decrypted) values of `names` in one GetParameters call (at most 10 names); a
         parameter that does not exist is absent from the answer."""

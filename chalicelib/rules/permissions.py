@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from chalicelib.settings import FunctionName, Settings
 
 
@@ -20,3 +22,14 @@ def token_permissions(settings: Settings, function: FunctionName) -> dict[str, s
     actions = ({"actions": "write"} if function == "scale_down" and reruns
                else {"actions": "read"} if reads_jobs else {})
     return {runners: "write", **actions}
+
+
+def all_token_permissions(scopes: Iterable[Settings], function: FunctionName) -> dict[str, str]:
+    """What the tokens of several runner configurations need together (§6: org and repository
+    runners side by side); a write covers a read."""
+    merged: dict[str, str] = {}
+    for scope in scopes:
+        for name, level in token_permissions(scope, function).items():
+            if merged.get(name) != "write":
+                merged[name] = level
+    return merged

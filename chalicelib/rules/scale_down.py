@@ -166,6 +166,7 @@ def plan_scale_down(
     now: datetime,
     *,
     ghost_facts: GhostFacts | None = None,
+    known: Mapping[str, Instance] | None = None,
 ) -> ScaleDownPlan:
     """Decide the removals and marks of one run.
 
@@ -173,6 +174,7 @@ def plan_scale_down(
     others name owners and dead instance ids). `runners`: the runners of each owner whose listing
     succeeded; an owner missing here is skipped whole (no decision on unknown GitHub state).
     `ghost_facts`: the second look at the instances ghost candidates name (`rules.ghosts`).
+    `known`: every configuration's instances (§6), for the ghost rule; default `instances`.
     """
     window = active_window(settings.scale_down_config, now)
     idle_count = window.idle_count if window else 0
@@ -187,8 +189,8 @@ def plan_scale_down(
     idle_removals = _evict(idle, idle_count, strategy)
     if len(idle) > len(idle_removals):
         kept["idle"] = len(idle) - len(idle_removals)
-    ghosts = plan_ghosts(runners, {i.instance_id: i for i in instances}, ghost_facts,
-                         settings, now)
+    listed = known if known is not None else {i.instance_id: i for i in instances}
+    ghosts = plan_ghosts(runners, listed, ghost_facts, settings, now)
     return ScaleDownPlan(
         removals=tuple(orphans + idle_removals) + ghosts.removals,
         idle_count=idle_count,

@@ -19,6 +19,7 @@ from chalicelib.messages import (
     JobMessage,
     name_problem,
 )
+from chalicelib.rules.matching import default_matcher, matches
 
 
 class PayloadError(ValueError):
@@ -106,11 +107,10 @@ def queued_job(payload: Mapping[str, Any]) -> JobMessage:
 
 
 def labels_match(job_labels: Iterable[str], runner_labels: Iterable[str]) -> bool:
-    """True when the job has labels and every one (case-insensitive) is a runner label."""
-    wanted = {label.lower() for label in job_labels}
-    offered = {label.lower() for label in runner_labels}
+    """True when the job has labels and every one (case-insensitive) is a runner label: the
+    matcher of a configuration without `matcherConfig` (rules/matching.py)."""
     # A job without labels cannot target self-hosted runners; the reference system agrees.
-    return bool(wanted) and wanted <= offered
+    return matches(job_labels, default_matcher(runner_labels))
 
 
 def repository_allowed(owner: str, name: str, allow_list: Iterable[str]) -> bool:

@@ -86,6 +86,15 @@ class CapacityLedger:
         self._seen: dict[str, _Seen] = {}
         self._lock = threading.Lock()
 
+    def for_environment(self, environment: str) -> CapacityLedger:
+        """The ledger of another configuration's caps (§6: a cap per configuration and owner),
+        sharing this one's view of the table (its keys name the environment)."""
+        if environment == self.environment:
+            return self
+        other = CapacityLedger(self.table, environment, self.clock)
+        other._seen, other._lock = self._seen, self._lock
+        return other
+
     def reserve(self, owner: str, runner_type: RunnerType, wanted: int, cap: int,
                 live: Sequence[Instance],
                 claims: Callable[[int], Sequence[Write]] = lambda _count: ()) -> Reservation:

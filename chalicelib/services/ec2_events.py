@@ -30,10 +30,11 @@ from chalicelib.aws.state import StateTable
 from chalicelib.errors import GhrError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
-from chalicelib.models import TAG_INTERRUPTED, TAG_RUNNER_ID, Instance, Runner
+from chalicelib.models import TAG_ENVIRONMENT, TAG_INTERRUPTED, TAG_RUNNER_ID, Instance, Runner
 from chalicelib.rules import reruns
 from chalicelib.rules.ec2_events import Ec2Event, Ignored, is_ours, parse_event
 from chalicelib.rules.removals import mark_value
+from chalicelib.runner_configs import RunnerConfigs, single
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -49,6 +50,8 @@ class Ec2EventsDeps:
     github: GitHubClient
     # Interruptions recorded (`interrupted#<ENVIRONMENT>`), bindings read (`run#<runner>`).
     state: StateTable
+    # The runner configurations (§6): an instance of any of them is ours; None: `settings`.
+    configs: RunnerConfigs | None = None
 
 
 @dataclass(frozen=True)
@@ -74,13 +77,16 @@ def handle_event(event: Any, deps: Ec2EventsDeps, remaining_seconds: float,
         log.error("instance lookup failed; event left to scale-down",
                   instance_id=parsed.instance_id, error=str(error))
         return Ec2EventOutcome("ignored", parsed.instance_id, reason="lookup failed")
-    # One configuration today; with several (§6), every configuration's environment.
-    if instance is None or not is_ours(instance, {deps.settings.environment}):
+    # Ours: tagged with the environment of one of the configurations (§6), whose settings
+    # (runner name prefix, token path) then apply.
+    configs = deps.configs or single(deps.settings)
+    scope = configs.scope_for(instance.tag(TAG_ENVIRONMENT)) if instance else None
+    if instance is None or scope is None or not is_ours(instance, configs.environments):
         return _ignored(parsed.instance_id, Ignored("not an instance of this deployment"))
     moment = now if now is not None else time.time()
     if parsed.kind == "interruption":
-        return _interruption(parsed, instance, deps, moment)
-    return _ending(parsed, instance, deps)
+        return _interruption(parsed, instance, deps, moment, scope)
+    return _ending(parsed, instance, deps, scope)
 
 
 def _ignored(instance_id: str | None, ignored: Ignored) -> Ec2EventOutcome:
@@ -92,10 +98,10 @@ def _ignored(instance_id: str | None, ignored: Ignored) -> Ec2EventOutcome:
 
 
 def _interruption(event: Ec2Event, instance: Instance, deps: Ec2EventsDeps,
-                  now: float) -> Ec2EventOutcome:
+                  now: float, scope: Settings) -> Ec2EventOutcome:
     """Tag, record, drop the token, deregister an idle runner; the metric."""
     since = event.time or mark_value(datetime.fromtimestamp(now, UTC))
-    name = deps.settings.runner_name_prefix + instance.instance_id
+    name = scope.runner_name_prefix + instance.instance_id
     try:
         deps.ec2.tag_instances([instance.instance_id], TAG_INTERRUPTED, since)
     except GhrError as error:
@@ -107,7 +113,7 @@ def _interruption(event: Ec2Event, instance: Instance, deps: Ec2EventsDeps,
     elif runner is not None and runner.busy:
         outcome = "busy"
     job = _record(deps, instance, name, since, now, busy=outcome == "busy")
-    token = _delete_token(deps, instance.instance_id)
+    token = _delete_token(deps, scope, instance.instance_id)
     metrics.put("SpotInterruptionWarning", 1, InstanceType=instance.instance_type or "unknown",
                 AvailabilityZone=instance.availability_zone or "unknown")
     log.info("spot interruption warning", instance_id=instance.instance_id, owner=instance.owner,
@@ -116,13 +122,14 @@ def _interruption(event: Ec2Event, instance: Instance, deps: Ec2EventsDeps,
     return Ec2EventOutcome("interrupted", instance.instance_id, runner=outcome)
 
 
-def _ending(event: Ec2Event, instance: Instance, deps: Ec2EventsDeps) -> Ec2EventOutcome:
+def _ending(event: Ec2Event, instance: Instance, deps: Ec2EventsDeps,
+            scope: Settings) -> Ec2EventOutcome:
     """Deregister the runner of an instance going away and delete its token."""
-    name = deps.settings.runner_name_prefix + instance.instance_id
+    name = scope.runner_name_prefix + instance.instance_id
     runner, outcome = _runner(deps, instance, name)
     if runner is not None and outcome == "found":
         outcome = _deregister(deps, instance, runner)
-    token = _delete_token(deps, instance.instance_id)
+    token = _delete_token(deps, scope, instance.instance_id)
     log.info("runner instance ending", instance_id=instance.instance_id, state=event.state,
              owner=instance.owner, runner_name=name, runner=outcome, token_deleted=token)
     metrics.put("InstanceEndings", 1, runner=outcome)
@@ -181,10 +188,10 @@ def _record(deps: Ec2EventsDeps, instance: Instance, name: str, since: str, now:
     return job
 
 
-def _delete_token(deps: Ec2EventsDeps, instance_id: str) -> bool:
+def _delete_token(deps: Ec2EventsDeps, scope: Settings, instance_id: str) -> bool:
     """Delete the instance's registration parameter (no error when it is gone already)."""
     try:
-        deps.ssm.delete_parameters([f"{deps.settings.ssm_token_path}/{instance_id}"])
+        deps.ssm.delete_parameters([f"{scope.ssm_token_path}/{instance_id}"])
     except GhrError as error:
         log.warning("token parameter not deleted; left to scale-down", instance_id=instance_id,
                     error=str(error))

@@ -21,9 +21,11 @@ from chalicelib.errors import ConfigError, GhrError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
 from chalicelib.rules.pool import PoolPlan, plan_pool
+from chalicelib.runner_configs import single
 from chalicelib.services.capacity import CapacityLedger
 from chalicelib.services.images import ImageResolver
 from chalicelib.services.launcher import Launcher, LaunchRequest
+from chalicelib.services.runner_configs import RunnerConfigSource
 from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
 
@@ -53,6 +55,8 @@ class PoolDeps:
     write_budget: WriteBudget | None = None
     # The container's AMI resolver (SSM parameter, filter, or the launch template's).
     images: ImageResolver | None = None
+    # The runner configurations (§6); None: the one of `settings`.
+    configs: RunnerConfigSource | None = None
 
 
 @dataclass(frozen=True)
@@ -73,11 +77,32 @@ def pool_size_of(event: Mapping[str, Any]) -> int:
     return value
 
 
+def config_of(event: Mapping[str, Any], deps: PoolDeps) -> Settings:
+    """The settings of the event's `runnerConfig` (absent: the first configuration); an id
+    unknown even after a fresh read of the list is a deployment error (ConfigError)."""
+    config_id = event.get("runnerConfig") if isinstance(event, Mapping) else None
+    if config_id is not None and not isinstance(config_id, str):
+        raise ConfigError(f"runnerConfig: expected a configuration id, got {config_id!r}")
+    if deps.configs is None:
+        configs = single(deps.settings)
+    else:
+        configs = deps.configs.get()
+        if configs.get(config_id) is None:
+            configs = deps.configs.get(fresh=True)
+    config = configs.get(config_id)
+    if config is None:
+        raise ConfigError(f"runnerConfig: no runner configuration {config_id!r}, known: "
+                          + ", ".join(c.id for c in configs.configs))
+    return config.settings
+
+
 def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds: float,
                     now: datetime | None = None) -> PoolReport:
-    """Top up `RUNNER_OWNER`'s pool of org runners to the event's `poolSize`."""
-    settings, ec2, ssm, github = deps.settings, deps.ec2, deps.ssm, deps.github
+    """Top up `RUNNER_OWNER`'s pool of org runners to the event's `poolSize`, with the
+    settings of its `runnerConfig`."""
+    ec2, ssm, github = deps.ec2, deps.ssm, deps.github
     pool_size = pool_size_of(event)
+    settings = config_of(event, deps)
     owner = str(settings.runner_owner)  # required by adjust_pool's settings
     github.set_deadline(remaining_seconds)
     # Owners compare case-insensitively (GitHub's names do; EC2's tag filters do not).
@@ -99,7 +124,8 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
     if plan.launch < 1:
         return PoolReport(plan=plan)
     # The same reservation as scale-up's: the pool and concurrent scale-ups share one cap.
-    reservation = deps.capacity.reserve(owner, "Org", plan.launch, plan.maximum, instances)
+    capacity = deps.capacity.for_environment(settings.environment)
+    reservation = capacity.reserve(owner, "Org", plan.launch, plan.maximum, instances)
     if reservation.count < 1:
         log.info("pool launch deferred: the cap is reserved", owner=owner)
         return PoolReport(plan=plan)
@@ -108,7 +134,7 @@ def run_adjust_pool(event: Mapping[str, Any], deps: PoolDeps, remaining_seconds:
         image_id=(deps.images or ImageResolver(ec2, ssm)).image_id(settings),
         reservation=reservation.rid,
     ))
-    deps.capacity.release(reservation, used=len(outcome.running))
+    capacity.release(reservation, used=len(outcome.running))
     shortfall = outcome.retryable_shortfall + outcome.permanent_shortfall
     log.info("pool result", owner=owner, launched=len(outcome.ready),
              instance_ids=list(outcome.ready), shortfall=shortfall,

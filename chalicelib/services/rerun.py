@@ -14,7 +14,7 @@ claim is closed, never asked again. Nothing here fails a delivery: every error i
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import metrics
@@ -54,16 +54,23 @@ class Reruns:
 
     def __init__(self, settings: Settings, table: StateTable,
                  github: Callable[[], GitHubClient],
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, prefixes: Sequence[str] = ()) -> None:
         self.settings = settings
         self.table = table
         self.github = github
         self.clock = clock
+        # The runner name prefix of every runner configuration (§6).
+        self.prefixes = tuple(dict.fromkeys(prefixes)) or (settings.runner_name_prefix,)
+
+    def instance_of(self, run: JobRun) -> str | None:
+        """The instance id in the name of the job's runner, if one of ours ran it."""
+        return next((found for found in (reruns.ours(run, p) for p in self.prefixes) if found),
+                    None)
 
     def observe(self, action: str, payload: Mapping[str, Any]) -> None:
         """Act on a `workflow_job` delivery that is not `queued`; never raises."""
         run = reruns.job_run(payload)
-        if run is None or reruns.ours(run, self.settings.runner_name_prefix) is None:
+        if run is None or self.instance_of(run) is None:
             return
         try:
             if action == "in_progress":
@@ -88,7 +95,7 @@ class Reruns:
 
     def consider(self, run: JobRun) -> None:
         """A failed or cancelled job of ours: re-run it once if its instance was interrupted."""
-        instance_id = reruns.ours(run, self.settings.runner_name_prefix)
+        instance_id = self.instance_of(run)
         assert instance_id is not None
         environment = self.settings.environment
         if self.table.get(*reruns.interrupted_key(environment, instance_id)) is None:

@@ -41,12 +41,13 @@ from chalicelib.rules.scale_down import (
     OwnerKey,
     Removal,
     ScaleDownPlan,
-    owner_key,
-    plan_scale_down,
     plan_stale_tokens,
 )
+from chalicelib.rules.scale_down_scopes import merge_plans, plan_scopes, scope_owners
+from chalicelib.runner_configs import RunnerConfigs
 from chalicelib.services.rerun import retry_pending
 from chalicelib.services.scale_down_marks import AbsenceMarks, mark_orphans, unmark_orphans
+from chalicelib.services.scale_down_removals import confirm_orphan, deregister
 from chalicelib.settings import Settings
 
 log = get_logger(__name__)
@@ -71,6 +72,8 @@ class ScaleDownDeps:
     github: GitHubClient
     # The absence marks of ghost candidates (`gone#<ENVIRONMENT>`).
     state: StateTable
+    # The runner configurations, each a scope of the run (§6); None: the one of `settings`.
+    configs: RunnerConfigs | None = None
 
 
 @dataclass(frozen=True)
@@ -97,9 +100,10 @@ class _Run:
 
     def __init__(self, settings: Settings, github: GitHubClient, ec2: Ec2, ssm: Ssm,
                  remaining_seconds: float, now: datetime,
-                 absence: AbsenceMarks | None = None) -> None:
+                 absence: AbsenceMarks | None = None, scopes: Sequence[Settings] = ()) -> None:
         self.settings, self.github, self.ec2, self.ssm, self.now = settings, github, ec2, ssm, now
         self.absence = absence
+        self.scopes = tuple(scopes) or (settings,)
         reserve = min(RESERVE_SECONDS, remaining_seconds / 4)
         self.deadline = time.monotonic() + remaining_seconds - reserve
         self.owners_failed: list[str] = []
@@ -120,18 +124,21 @@ class _Run:
         return found
 
     def plan(self, instances: Sequence[Instance]) -> ScaleDownPlan:
-        """Snapshot the owners' runners and plan; take the second look the plan asks for."""
-        owners = {owner_key(i) for i in instances if i.owner}
-        if self.settings.runner_owner:
-            owners.add((self.settings.runner_owner.lower(), "Org"))
+        """Snapshot the owners' runners and plan each scope; take the second look the plans
+        ask for; log each scope's plan."""
+        owners = scope_owners(instances, self.scopes)
         runners = self.list_runners(sorted(owners))
         if owners and not runners:
             self.failed_steps.append("github")
-        plan = plan_scale_down(instances, runners, self.settings, self.now)
-        if not plan.unknown_instance_ids:
-            return plan
-        return plan_scale_down(instances, runners, self.settings, self.now,
-                               ghost_facts=self.ghost_facts(plan.unknown_instance_ids))
+        plans = plan_scopes(instances, runners, self.scopes, self.now)
+        unknown = merge_plans(plans).unknown_instance_ids
+        if unknown:
+            plans = plan_scopes(instances, runners, self.scopes, self.now,
+                                ghost_facts=self.ghost_facts(unknown))
+        for scope, plan in zip(self.scopes, plans, strict=True):
+            scoped = {"environment": scope.environment} if len(self.scopes) > 1 else {}
+            log.info("scale-down plan", **plan.summary(), **scoped)
+        return merge_plans(plans)
 
     def ghost_facts(self, instance_ids: Sequence[str]) -> GhostFacts | None:
         """The instances `instance_ids` in any environment, and the absence marks of those EC2
@@ -167,8 +174,8 @@ class _Run:
                 failed.append(_subject(removal))
                 continue
             runner_id = removal.runner_id
-            outcome = (self.confirm_orphan(removal) if runner_id is None
-                       else self.deregister(removal, runner_id))
+            outcome = (confirm_orphan(self.github, removal) if runner_id is None
+                       else deregister(self.github, removal, runner_id))
             if outcome in ("deleted", "absent"):
                 if runner_id is not None:
                     deregistered.append(runner_id)
@@ -189,47 +196,6 @@ class _Run:
                                terminated=tuple(terminated), kept_busy=tuple(kept_busy),
                                failed=tuple(failed))
 
-    def deregister(self, removal: Removal, runner_id: int) -> str:
-        """DELETE the runner: "deleted", "busy", "not_found" or "error" (logged with the reason)."""
-        try:
-            outcome = self.github.delete_runner(removal.owner, removal.runner_type, runner_id)
-        except GhrError as error:
-            log.error("runner deregistration failed; instance kept", owner=removal.owner,
-                      runner_id=removal.runner_id, instance_id=removal.instance_id,
-                      kind=removal.kind, error=str(error))
-            return "error"
-        if outcome == "busy":
-            log.info("runner took a job; instance kept", owner=removal.owner,
-                     runner_id=removal.runner_id, instance_id=removal.instance_id)
-            metrics.put("ScaleDownBusyRaces", 1)
-        elif outcome == "not_found" and removal.instance_id is not None:
-            # Gone from GitHub since the listing: the instance is judged again next run.
-            log.info("runner already gone; instance kept for the next run",
-                     runner_id=removal.runner_id, instance_id=removal.instance_id)
-        return str(outcome)
-
-    def confirm_orphan(self, removal: Removal) -> str:
-        """Look the runner of a suspected orphan up directly, by its id tag or else by name:
-        "absent" only when GitHub answers there is none; "present" or "error" keep it."""
-        try:
-            if removal.lookup_runner_id is not None:
-                runner = self.github.get_runner(removal.owner, removal.runner_type,
-                                                removal.lookup_runner_id)
-            else:
-                runner = self.github.find_runner(removal.owner, removal.runner_type,
-                                                 str(removal.lookup_name))
-        except GhrError as error:
-            log.error("orphan's runner look-up failed; instance kept", owner=removal.owner,
-                      instance_id=removal.instance_id, error=str(error))
-            return "error"
-        if runner is not None:
-            # A listing left it out (GitHub's listings lag and shift): not an orphan.
-            log.info("suspected orphan has a runner; instance kept", owner=removal.owner,
-                     instance_id=removal.instance_id, runner_id=runner.id,
-                     busy=runner.busy, status=runner.status)
-            return "present"
-        return "absent"
-
     def terminate(self, instance_ids: list[str]) -> list[str]:
         """Terminate every instance of the run in one call; on failure, the next run retries."""
         if not instance_ids:
@@ -247,7 +213,8 @@ class _Run:
     def clean_tokens(self, live_instance_ids: frozenset[str]) -> tuple[str, ...]:
         """Delete token parameters past their lifetime or whose instance is not live (R-SSM-04)."""
         try:
-            parameters = self.ssm.parameters_under(self.settings.ssm_token_path)
+            parameters = [p for path in dict.fromkeys(s.ssm_token_path for s in self.scopes)
+                          for p in self.ssm.parameters_under(path)]
             stale = plan_stale_tokens(parameters, live_instance_ids, self.now)
             self.ssm.delete_parameters(stale)
         except GhrError as error:
@@ -265,16 +232,19 @@ def run_scale_down(deps: ScaleDownDeps, remaining_seconds: float,
     """One scale-down run against the environment's AWS and GitHub (see the module docstring)."""
     settings, github = deps.settings, deps.github
     github.set_deadline(remaining_seconds)
+    scopes = deps.configs.scopes if deps.configs is not None else (settings,)
     run = _Run(settings, github, deps.ec2, deps.ssm, remaining_seconds, now or utcnow(),
-               AbsenceMarks(deps.state, settings.environment))
+               AbsenceMarks(deps.state, settings.environment), scopes)
     try:
-        instances = run.ec2.runner_instances(settings.environment, states=ALL_STATES)
+        # One listing of every configuration's environment (§6).
+        instances = run.ec2.runner_instances(
+            [s.environment for s in scopes] if len(scopes) > 1 else scopes[0].environment,
+            states=ALL_STATES)
     except GhrError as error:
         # Without the instances nothing can be decided safely, tokens included.
         log.error("instance listing failed", error=str(error))
         raise RetryableError(f"scale-down snapshot failed: {error}") from error
     plan = run.plan(instances)
-    log.info("scale-down plan", **plan.summary())
     run.mark(plan)
     report = run.apply(plan)
     live = frozenset(i.instance_id for i in instances if i.state in LIVE_STATES)

@@ -16,20 +16,22 @@ from contextvars import copy_context
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib import metrics
+from chalicelib import logs, metrics
 from chalicelib.aws.ec2 import Ec2
 from chalicelib.aws.sqs import BuildQueue
 from chalicelib.aws.ssm import Ssm
 from chalicelib.errors import ConfigError, GhrError
 from chalicelib.github.client import GitHubClient
 from chalicelib.logs import get_logger
-from chalicelib.messages import parse_batch
-from chalicelib.models import Instance
+from chalicelib.messages import Received, parse_batch
+from chalicelib.models import TAG_ENVIRONMENT, Instance
 from chalicelib.rules.scale_up import Group, group_jobs
+from chalicelib.runner_configs import RunnerConfig, single
 from chalicelib.services.capacity import CapacityLedger
 from chalicelib.services.images import ImageResolver
 from chalicelib.services.job_retry import JobRetries
 from chalicelib.services.launcher import Launcher
+from chalicelib.services.runner_configs import RunnerConfigSource
 from chalicelib.services.scale_up_group import GroupContext, handle_group
 from chalicelib.services.write_budget import WriteBudget
 from chalicelib.settings import Settings
@@ -67,6 +69,8 @@ class ScaleUpDeps:
     images: ImageResolver | None = None
     # The build queue, where job retry (§8) sends consumed messages back (None: retry off).
     queue: BuildQueue | None = None
+    # The runner configurations (§6); None: the one of `settings`.
+    configs: RunnerConfigSource | None = None
 
 
 def handle_batch(records: Sequence[Mapping[str, Any]], deps: ScaleUpDeps,
@@ -87,9 +91,10 @@ class ScaleUp:
         self.deps = deps
         self.settings = deps.settings
         self.clock = clock
-        self._image: tuple[str | None] | None = None
+        self._images: dict[str, str | None] = {}
         self._lock = threading.RLock()
         self._listed: tuple[float, list[Instance]] | None = None
+        self._environments: tuple[str, ...] = ()
 
     def run(self, records: Sequence[Mapping[str, Any]], remaining_seconds: float) -> list[str]:
         """Handle one batch; return the message ids to retry, each once."""
@@ -105,31 +110,67 @@ class ScaleUp:
             metrics.put("MessagesMalformed", 1)
             retry.append(rejected.message_id)
         metrics.put("JobsReceived", len(batch.received))
-        groups, dropped = group_jobs((r.job for r in batch.received),
-                                     self.settings.enable_organization_runners)
-        for item in dropped:
-            log.info("message dropped", message_id=item.message_id, job_id=item.job_id,
-                     reason=item.reason)
-            metrics.put("JobsDropped", 1, reason=item.reason)
-        deps = self.deps
-        context = GroupContext(
-            settings=self.settings, capacity=deps.capacity, live=self.live,
-            launcher=Launcher(self.settings, deps.ec2, deps.ssm, deps.github,
-                              deps.write_budget),
-            image_id=self.image_id,
-            receive_counts={r.job.message_id: r.receive_count for r in batch.received},
-            retries=JobRetries(self.settings.job_retry_config, deps.queue))
+        by_config, unknown = self.by_config(batch.received)
+        retry.extend(unknown)
+        self._environments = tuple(config.settings.environment for config, _ in by_config)
+        work = [item for config, received in by_config
+                for item in self.groups_of(config, received)]
         # Owners are independent (each has its own cap), so their groups run side by side.
-        with ThreadPoolExecutor(max_workers=max(1, min(GROUP_WORKERS, len(groups)))) as pool:
+        with ThreadPoolExecutor(max_workers=max(1, min(GROUP_WORKERS, len(work)))) as pool:
             futures = [pool.submit(copy_context().run, self.safe_group, group, context,
-                                   deadline) for group in groups]
+                                   deadline) for group, context in work]
             for future in futures:
                 retry.extend(future.result())
         metrics.put("JobsRetried", len(retry))
         return list(dict.fromkeys(retry))
 
+    def by_config(self, received: Sequence[Received]) -> tuple[
+            list[tuple[RunnerConfig, list[Received]]], list[str]]:
+        """The batch's messages by runner configuration (§6), and the message ids naming one
+        unknown even after a fresh read of the list (retried, so they end in the DLQ)."""
+        source = self.deps.configs
+        configs = source.get() if source is not None else single(self.settings)
+        found: dict[str, tuple[RunnerConfig, list[Received]]] = {}
+        unknown: list[str] = []
+        fresh = False
+        for item in received:
+            config = configs.get(item.job.runner_config)
+            if config is None and source is not None and not fresh:
+                configs, fresh = source.get(fresh=True), True
+                config = configs.get(item.job.runner_config)
+            if config is None:
+                log.error("unknown runner configuration; message retried",
+                          message_id=item.job.message_id, job_id=item.job.id,
+                          runner_config=item.job.runner_config,
+                          known=[c.id for c in configs.configs])
+                metrics.put("MessagesUnknownConfig", 1)
+                unknown.append(item.job.message_id)
+                continue
+            found.setdefault(config.id, (config, []))[1].append(item)
+        return list(found.values()), unknown
+
+    def groups_of(self, config: RunnerConfig,
+                  received: Sequence[Received]) -> list[tuple[Group, GroupContext]]:
+        """One configuration's messages by owner, each with what its launch works with."""
+        settings, deps = config.settings, self.deps
+        groups, dropped = group_jobs((r.job for r in received),
+                                     settings.enable_organization_runners)
+        for item in dropped:
+            log.info("message dropped", message_id=item.message_id, job_id=item.job_id,
+                     reason=item.reason, runner_config=config.id)
+            metrics.put("JobsDropped", 1, reason=item.reason)
+        context = GroupContext(
+            settings=settings, capacity=deps.capacity.for_environment(settings.environment),
+            live=lambda group: self.live(group, settings.environment),
+            launcher=Launcher(settings, deps.ec2, deps.ssm, deps.github, deps.write_budget),
+            image_id=lambda: self.image_id(settings),
+            receive_counts={r.job.message_id: r.receive_count for r in received},
+            retries=JobRetries(settings.job_retry_config, deps.queue), config_id=config.id)
+        return [(group, context) for group in groups]
+
     def safe_group(self, group: Group, context: GroupContext, deadline: float) -> list[str]:
         """`handle_group`, with any failure turned into a retry of this group's messages."""
+        logs.bind(runner_config=context.config_id)  # this group's thread only
         if self.clock() > deadline:
             log.warning("no time left for group", owner=group.owner,
                         message_ids=list(group.message_ids))
@@ -149,25 +190,26 @@ class ScaleUp:
                       retrying=len(group.jobs))
         return list(group.message_ids)
 
-    def live(self, group: Group) -> list[Instance]:
-        """The group's owner's running and pending instances. One DescribeInstances of the
-        environment serves every owner of the batch (owners compare case-insensitively), and
-        is made again when older than LISTING_MAX_AGE: a reservation is checked against a
-        listing younger than any other launch's reservation lifetime."""
+    def live(self, group: Group, environment: str) -> list[Instance]:
+        """The group's owner's running and pending instances of `environment`. One
+        DescribeInstances of every environment of the batch serves every owner (owners compare
+        case-insensitively), and is made again when older than LISTING_MAX_AGE: a reservation
+        is checked against a listing younger than any other launch's reservation lifetime."""
         with self._lock:
             if self._listed is None or self.clock() - self._listed[0] > LISTING_MAX_AGE:
-                self._listed = (self.clock(),
-                                self.deps.ec2.runner_instances(self.settings.environment))
+                self._listed = (self.clock(), self.deps.ec2.runner_instances(
+                    self._environments or (environment,)))
             listed = self._listed[1]
         owner = group.owner.lower()
-        return [i for i in listed
-                if i.owner.lower() == owner and i.runner_type == group.runner_type]
+        return [i for i in listed if i.owner.lower() == owner
+                and i.runner_type == group.runner_type
+                and i.tag(TAG_ENVIRONMENT) in (None, environment)]
 
-    def image_id(self) -> str | None:
-        """The AMI to launch (services/images.py), resolved once per invocation; None for the
-        launch template's."""
+    def image_id(self, settings: Settings) -> str | None:
+        """The AMI to launch with `settings` (services/images.py), resolved once per
+        invocation and configuration; None for the launch template's."""
         with self._lock:
-            if self._image is None:
+            if settings.environment not in self._images:
                 images = self.deps.images or ImageResolver(self.deps.ec2, self.deps.ssm)
-                self._image = (images.image_id(self.settings),)
-            return self._image[0]
+                self._images[settings.environment] = images.image_id(settings)
+            return self._images[settings.environment]

@@ -52,6 +52,8 @@ class GroupContext:
     clock: Callable[[], float] = time.time
     # Job retry (§8): what is consumed as queued goes back to the build queue, delayed.
     retries: JobRetries | None = None
+    # The runner configuration whose settings these are (§6).
+    config_id: str = "default"
 
 
 def _drop(job: JobMessage, reason: str, **fields: object) -> None:

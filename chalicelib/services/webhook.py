@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from chalicelib import logs, metrics
@@ -21,13 +21,14 @@ from chalicelib.aws.state import StateTable
 from chalicelib.errors import ConfigError, PermanentError, RetryableError
 from chalicelib.messages import JobMessage
 from chalicelib.rules import signature as webhook_signature
+from chalicelib.rules.matching import choose
 from chalicelib.rules.webhook_payload import (
     PayloadError,
-    labels_match,
     parse_payload,
     queued_job,
     repository_allowed,
 )
+from chalicelib.runner_configs import RunnerConfig, RunnerConfigs, single
 from chalicelib.services import job_metrics
 from chalicelib.services.delivery_record import already_enqueued, record_enqueued
 from chalicelib.services.webhook_secret import WebhookSecrets
@@ -62,6 +63,8 @@ class WebhookDeps:
     state: StateTable
     # Re-runs of interrupted jobs (§9); None when ENABLE_SPOT_INTERRUPTION_RERUN is off.
     reruns: Reruns | None = None
+    # The runner configurations jobs are routed to (§6); None: the one of `settings`.
+    configs: RunnerConfigs | None = None
 
 
 @dataclass(frozen=True)
@@ -197,10 +200,17 @@ def _accept(deps: WebhookDeps, delivery: _Delivery, job: JobMessage,
                               settings.repository_allow_list):
         return _answer(202, "not_accepted", "not accepted", started,
                        reason="repository not allowed", **fields)
-    labels = job.labels or ()
-    if not labels_match(labels, settings.default_labels):
+    configs = deps.configs or single(settings)
+    config = choose_config(configs, job)
+    if config is None:
+        labels = list(job.labels or ())
         return _answer(202, "not_accepted", "not accepted", started,
-                       reason=f"no runner matches labels {list(labels)}", **fields)
+                       reason=f"no runner matches labels {labels}" if not configs.from_list
+                       else f"no runner configuration matches labels {labels}", **fields)
+    if configs.from_list:
+        # The message names its configuration; scale-up launches with that one's settings.
+        job = replace(job, runner_config=config.id)
+        fields["runner_config"] = config.id
     delivery_id = delivery.delivery_id
     if delivery_id and already_enqueued(deps.state, delivery_id, time.time()):
         return _answer(200, "duplicate", "duplicate", started,
@@ -217,3 +227,12 @@ def _accept(deps: WebhookDeps, delivery: _Delivery, job: JobMessage,
         record_enqueued(deps.state, delivery_id, message_id, time.time())
     return _answer(201, "accepted", "accepted", started, message_id=message_id,
                    response={"jobId": job.id}, **fields)
+
+
+def choose_config(configs: RunnerConfigs, job: JobMessage) -> RunnerConfig | None:
+    """The configuration a queued job goes to (rules/matching.py), among those whose
+    repository allow-list lets its repository in; None when none takes it."""
+    eligible = [c for c in configs.configs if repository_allowed(
+        job.repository_owner, job.repository_name, c.settings.repository_allow_list)]
+    position = choose(job.labels or (), [c.matcher for c in eligible])
+    return None if position is None else eligible[position]
