@@ -9,8 +9,11 @@ calls but the DELETEs are the budget's first part (`github_calls_one_config_with
 
 `burst_multi`: 300 queued jobs of one org, x64, arm64 and GPU in turn (so every batch of 10
 mixes the three), their build-queue messages carrying `runnerConfig` as the webhook writes them,
-fed to `scale_up` in batches of 10 by one warm container. x64 and arm64: reuse runners with the
-queued check; GPU: ephemeral JIT runners (queued check off, their default).
+fed to `scale_up` in batches of 10 by one warm container; a message returned for retry comes back
+after RETRY_VISIBILITY_S (1 s, as bench/containers.py's poller has it). x64 and arm64: reuse
+runners with the queued check; GPU: ephemeral JIT runners (queued check off, their default), whose
+100 JIT configurations the shared write budget paces (36 per 15 s window, chalicelib/services/
+write_budget.py), so GPU messages are returned and come back while it refills.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from bench.common import Figures, logged_problems
+from bench.containers import RETRY_VISIBILITY_S
 from bench.scale_up import BATCH, _record
 from bench.stack import function_environment, lambda_client, shared_devstack
 from chalicelib import wiring
@@ -59,10 +63,10 @@ LIST_ROUTE = "GET /orgs/{org}/actions/runners"
 DELETE_ROUTE = "DELETE /orgs/{org}/actions/runners/{runner_id}"
 
 
-def _fresh_stack(configs: tuple[dict[str, Any], ...] = CONFIGS) -> Any:
-    """devstack emptied and deployed, with `configs` laid down (none: one configuration), and a
-    /20 subnet that holds a thousand instances (devstack's own are /24s)."""
-    stack = shared_devstack()
+def _fresh_stack(configs: tuple[dict[str, Any], ...] = CONFIGS, stack: Any = None) -> Any:
+    """devstack (`stack`, or the workloads' shared one) emptied and deployed, with `configs`
+    laid down (none: one configuration)."""
+    stack = stack or shared_devstack()
     stack.reset()
     stack.deploy()
     if configs:
@@ -136,12 +140,12 @@ def _scale_down_once(stack: Any, environments: list[str], per: int) -> dict[str,
             "tokens_deleted": len(report.tokens_deleted)}
 
 
-def bench_scale_down_multi(per: int = RUNNERS_PER_CONFIG) -> Figures:
+def bench_scale_down_multi(per: int = RUNNERS_PER_CONFIG, stack: Any = None) -> Figures:
     """Scale-down over 3 configurations x `per` runners (half idle), against the same runners
     as one configuration."""
-    stack = _fresh_stack(())
+    stack = _fresh_stack((), stack)
     one = _scale_down_once(stack, [stack.deployment.environment], len(CONFIGS) * per)
-    stack = _fresh_stack()
+    stack = _fresh_stack(CONFIGS, stack)
     environments = list(stack.deployment.runner_environments.values())
     multi = _scale_down_once(stack, environments, per)
     terminated, idle = multi["terminated"], multi["idle"]
@@ -204,9 +208,27 @@ def _token_parameters(stack: Any) -> set[str]:
             for p in page["Parameters"]}
 
 
-def bench_burst_multi(n: int = 300) -> Figures:
-    """`n` jobs of one org, x64, arm64 and GPU in turn, through scale_up in batches of 10."""
-    stack = _fresh_stack()
+def bench_burst_multi(n: int = 300, stack: Any = None) -> Figures:
+    """`n` jobs of one org, x64, arm64 and GPU in turn, through scale_up in batches of 10; then
+    the same with the GPU configuration on registration tokens instead of JIT, where no write
+    budget holds messages back: what routing to three configurations costs on its own."""
+    figures = _mixed_burst(n, stack)
+    # At the top level: it only changes the ephemeral configuration, the GPU's. (Per
+    # configuration the runtime refuses ENABLE_JIT_CONFIG as an unknown variable: settings.py
+    # reads it only when ephemeral, so known_variables() never sees it.)
+    plain = _mixed_burst(n, stack, ENABLE_JIT_CONFIG="false")
+    return {
+        **figures,
+        "github_calls_per_runner_gpu_without_jit": plain["github_calls_per_runner"],
+        "aws_calls_per_runner_gpu_without_jit": plain["aws_calls_per_runner"],
+        "redeliveries_gpu_without_jit": plain["redeliveries"],
+        "aws_calls_by_action_gpu_without_jit": plain["aws_calls_by_action"],
+    }
+
+
+def _mixed_burst(n: int, stack: Any = None, **top: str) -> Figures:
+    """One burst of `n` jobs over CONFIGS, in turn, with `top` in the top-level environment."""
+    stack = _fresh_stack(CONFIGS, stack)
     fake = stack.github
     installation = fake.add_installation(ORG)
     ids = [c["id"] for c in CONFIGS]
@@ -219,8 +241,10 @@ def bench_burst_multi(n: int = 300) -> Figures:
                        "repoOwnerType": "Organization", "labels": LABELS[config_id],
                        "runnerConfig": config_id})
     logged = io.StringIO()
+    # The queued check follows each configuration's ephemerality (CONTRACT §6's derived
+    # default): on for the reuse ones, off for the GPU's; a top-level value would set it for all.
     env = {"SUBNET_IDS": _subnet(stack), "ENABLE_ORGANIZATION_RUNNERS": "true",
-           "RUNNERS_MAXIMUM_COUNT": "-1", "ENABLE_JOB_QUEUED_CHECK": "true"}
+           "RUNNERS_MAXIMUM_COUNT": "-1", **top}
     with function_environment(stack, **env), lambda_client() as client, \
             contextlib.redirect_stdout(logged):
         # Warm the container as an earlier invocation would have: boto3 clients, the App key,
@@ -234,18 +258,26 @@ def bench_burst_multi(n: int = 300) -> Figures:
         stack.aws_faults.reset()
         fake.clear_log()
 
-        queue = deque((i, body, 1) for i, body in enumerate(bodies))
+        queue = deque((i, body, 1, 0.0) for i, body in enumerate(bodies))
         invocations = redeliveries = 0
         started = time.perf_counter()
-        while queue and invocations < 20 * (n // BATCH + 1):
-            batch = [queue.popleft() for _ in range(min(BATCH, len(queue)))]
-            event = {"Records": [_record(i, body, count) for i, body, count in batch]}
+        while queue and invocations < 40 * (n // BATCH + 1):
+            visible = [m for m in queue if m[3] <= time.perf_counter()]
+            if not visible:
+                time.sleep(0.05)
+                continue
+            batch = visible[:BATCH]
+            for message in batch:
+                queue.remove(message)
+            event = {"Records": [_record(i, body, count) for i, body, count, _ in batch]}
             answer = client.lambda_.invoke("scale_up", event).payload
             invocations += 1
             failed = {item["itemIdentifier"] for item in answer["batchItemFailures"]}
-            for i, body, count in batch:
+            for i, body, count, _ in batch:
                 if f"msg-{i}" in failed:
-                    queue.append((i, body, count + 1))
+                    # Back after RETRY_VISIBILITY_S, as bench/containers.py's poller has it.
+                    queue.append((i, body, count + 1,
+                                  time.perf_counter() + RETRY_VISIBILITY_S))
                     redeliveries += 1
         wall = time.perf_counter() - started
         requests = fake.requests
