@@ -2,12 +2,14 @@
 tokens.
 
 Order of a run, and why:
-1. One paginated DescribeInstances of this environment in every state: the live instances are
-   decided on; the dead ones name owners whose ghost runners need deregistering.
+1. One paginated DescribeInstances of every runner configuration's environment (§6) in every
+   state: the live instances are decided on; the dead ones name owners whose ghost runners need
+   deregistering.
 2. One paginated runner listing per owner (owners compare without case). An owner whose listing
    fails is skipped whole: no decision is made on GitHub state we do not know (FI-26); the other
    owners go on.
-3. The pure plan (`scale_down_plan`), logged once. Runners naming instances outside the listing
+3. The pure plan of each configuration (`rules/scale_down_scopes.py`), logged once each, and
+   merged. Runners naming instances outside the listing
    get a second look first: one DescribeInstances by id, and the state table's absence marks
    when EC2 does not know some (`rules/ghosts.py`).
 4. Marks: instances first seen without a runner are tagged `ghr:orphan-suspected` (one

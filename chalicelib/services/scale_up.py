@@ -1,9 +1,10 @@
 """scale_up: from a batch of build-queue messages to launched, registered runners.
 
-Parse → group by owner → per group (services/scale_up_group.py): queued check, reservation
-of capacity and claims of the jobs, plan, launch, settle. Returns the message ids to retry (the
-Lambda's `batchItemFailures`); everything else was launched for or consumed with a logged
-reason (docs/REFERENCE.md §5.3).
+Parse → sort by runner configuration (§6) → group each configuration's jobs by owner → per
+group, with its configuration's settings (services/scale_up_group.py): queued check,
+reservation of capacity and claims of the jobs, plan, launch, settle. Returns the message ids
+to retry (the Lambda's `batchItemFailures`); everything else was launched for or consumed with
+a logged reason (docs/REFERENCE.md §5.3).
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ devstack: the webhook routes each job to one, scale_up launches with that one's 
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -204,3 +205,31 @@ def test_scale_up_with_a_bad_list_retries_every_message_and_logs_every_problem(
         "entry 2: RUNNERS_MAXIMUM_COUNT: expected an integer, got 'many'",
         "entry 3 (x): environment.STATE_TABLE_NAME: not overridable per configuration"]
     assert scale_up.instances(environment="devstack-ok") == []
+
+
+def test_a_mixed_burst_across_configurations_costs_about_one_github_call_per_runner(
+        scale_up: ScaleUpHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    scale_up.configure(ENABLE_ORGANIZATION_RUNNERS="true", RUNNERS_MAXIMUM_COUNT="-1")
+    use_configs(scale_up.stack, monkeypatch, [
+        config("linux"), config("arm", RUNNER_ARCHITECTURE="arm64"),
+        config("gpu", ENABLE_EPHEMERAL_RUNNERS="true", RUNNER_LABELS="gpu")])
+    jobs = add_jobs(scale_up, 30)
+    ids = ("linux", "arm", "gpu")
+    bodies = [job_body(j, runnerConfig=ids[n % 3]) for n, j in enumerate(jobs)]
+    scale_up.stack.github.clear_log()
+
+    for batch in range(3):
+        assert scale_up.invoke(*bodies[batch * 10:(batch + 1) * 10],
+                               prefix=f"b{batch}").failures == []
+
+    launched = sum(len(scale_up.instances(environment=f"devstack-{i}")) for i in ids)
+    calls = Counter(r.route for r in scale_up.stack.github.requests)
+    assert launched == 30
+    # One call per runner: the queued check of a reuse runner's job, the JIT config of an
+    # ephemeral one. Beside them, once per container or owner whatever the configurations:
+    # the installation's id and token, the registration token, the runner group's id. So 300
+    # jobs cost 304 calls (1.01 a runner), as they would in one configuration.
+    per_runner = calls["GET /repos/{owner}/{repo}/actions/jobs/{job_id}"] + \
+        calls["POST /orgs/{org}/actions/runners/generate-jitconfig"]
+    assert per_runner == 30
+    assert sum(calls.values()) - per_runner == 4

@@ -8,12 +8,15 @@ from typing import Any
 
 import pytest
 from chalice.test import Client
+from ec2_events_support import Harness, ghr
 from multi_runner_support import config, use_configs
 from scale_down_support import STAGE, invoke_scale_down, later, launch, register, states
 
 from app import app
 from chalicelib.services import scale_down
 from devstack.spot import WARNING, ec2_event
+
+__all__ = ["ghr"]
 
 ORG = "acme"
 AUTH_ROUTES = ("POST /app/installations/{installation_id}/access_tokens",
@@ -136,3 +139,25 @@ def test_ec2_events_recognise_an_instance_of_any_configuration(
     # Its idle runner, named with c's prefix, is deregistered; the stranger's is not touched.
     left = {r.id for r in stack.github.runners(ORG)}
     assert runner not in left and len(left) == 1
+
+
+def test_a_job_lost_on_an_interrupted_runner_of_any_configuration_is_rerun(
+        ghr: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    use_configs(ghr.stack, monkeypatch, [config("a"), config("c", RUNNER_NAME_PREFIX="c-")])
+    [instance] = launch(ghr.stack, environment="devstack-c")
+    job = ghr.fake.add_job(ORG, "app", ["self-hosted"])
+    runner = register(ghr.stack, instance, prefix="c-")
+    with ghr.fake.lock:  # the runner, named with c's prefix, runs the job
+        ghr.fake.runner_records[runner].busy = True
+        ghr.fake.runner_records[runner].job_id = job
+        record = ghr.fake.job_records[job]
+        record.status, record.runner_id, record.runner_name = "in_progress", runner, \
+            f"c-{instance}"
+        record.started_at = ghr.fake.clock()
+    ghr.deliver("in_progress", job)
+    ghr.warning(instance)
+    ghr.fake.lose_runner(runner)
+
+    ghr.deliver("completed", job)
+
+    assert ghr.fake.count(route="POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun") == 1

@@ -31,13 +31,13 @@ BASE = {
     "STATE_TABLE_NAME": "prod-state",
     "RUNNER_CONFIGS_PARAMETER_NAME": PARAMETER,
 }
-LINUX = {"id": "linux-x64",
+LINUX: dict[str, Any] = {"id": "linux-x64",
          "matcherConfig": {"labelMatchers": [["self-hosted", "linux", "x64"]],
                            "exactMatch": True, "priority": 10},
          "environment": {"LAUNCH_TEMPLATE_NAME": "ci-linux-x64",
                          "INSTANCE_TYPES": "m7i.large,m6i.large",
                          "RUNNERS_MAXIMUM_COUNT": "50", "RUNNER_LABELS": "linux-x64"}}
-GPU = {"id": "gpu",
+GPU: dict[str, Any] = {"id": "gpu",
        "matcherConfig": {"labelMatchers": [["self-hosted", "linux", "gpu"]],
                          "bidirectionalLabelMatch": True},
        "environment": {"LAUNCH_TEMPLATE_NAME": "ci-gpu", "INSTANCE_TYPES": "g5.xlarge",
