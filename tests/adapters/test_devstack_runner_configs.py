@@ -8,6 +8,8 @@ import json
 import time
 from typing import Any
 
+import pytest
+
 from devstack.provision import config_environment, machine_labels
 from devstack.runner_sim import RunnerSimulation
 
@@ -103,3 +105,33 @@ def test_simulation_registers_each_configurations_runners_with_its_machines_labe
     assert jobs[job_arm].runner_name == arm
     assert jobs[job_gpu].status == "queued"  # no runner carries `gpu`
     assert other not in sim.registered  # not one of the deployment's environments
+
+
+def test_a_session_started_with_configurations_watches_each_one(
+        devstack: Any, tmp_path: Any) -> None:
+    from devstack.session import Session
+
+    devstack.reset()
+    session = Session(devstack, tmp_path / "state.json", 0.5, echo=lambda *_: None,
+                      runner_configs=CONFIGS)
+    try:
+        deployment = session.deployment
+        assert devstack.env()["RUNNER_CONFIGS_PARAMETER_NAME"] == \
+            deployment.runner_configs_parameter
+        assert set(session.simulation.environments) == {
+            deployment.environment, *deployment.runner_environments.values()}
+        assert session.simulation.machine_labels[f"{deployment.environment}-linux-arm64"] == (
+            "self-hosted", "Linux", "ARM64")
+    finally:
+        session._server.server_close()
+        devstack.github.on_job_event = None
+
+
+def test_serve_refuses_a_configuration_file_that_is_not_a_list(tmp_path: Any) -> None:
+    from devstack.__main__ import serve
+
+    bad = tmp_path / "configs.json"
+    bad.write_text('{"id": "a"}')
+    with pytest.raises(SystemExit) as exit_:
+        serve(["--runner-configs", str(bad)])
+    assert exit_.value.code == 2
