@@ -188,6 +188,10 @@ class Demo:
         rec.runner_configs = self.scenario.config_ids
         rec.cap = None  # each configuration has its own cap, shown with its figures
         environments = stack.deployment.runner_environments
+        overridden = {name for config in stack.deployment.runner_configs
+                      for name in config.get("environment", {})}
+        for name in overridden & rec.config.keys():
+            rec.config[name] += " (top level; some runner configurations override it)"
         for config in stack.deployment.runner_configs:
             values = config.get("environment", {})
             rec.config_caps[config["id"]] = values.get("RUNNERS_MAXIMUM_COUNT",

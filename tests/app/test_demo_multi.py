@@ -96,6 +96,8 @@ def test_summary_and_chart_show_each_configuration(replay: Replay) -> None:
     assert "configuration linux-arm64" in page and "runner configuration gpu" in page
     assert recording.config["runner configuration linux-arm64"].startswith(
         "jobs labelled self-hosted,linux,arm64 (exact)")
+    assert recording.config["RUNNERS_MAXIMUM_COUNT"] == (
+        "4 (top level; some runner configurations override it)")
 
 
 def test_the_multi_scenario_mixes_three_configurations() -> None:
