@@ -154,6 +154,36 @@ WORKLOADS = (
               "starts cold (REFERENCE §9).",
     ),
     Workload(
+        "scale_down_multi", "Scale-down over 3 runner configurations x 100 runners (half idle)",
+        _lazy("bench.multi", "bench_scale_down_multi"), runs=1,
+        targets=(Target("github_calls_over_budget", "<=", 0), Target("aws_calls", "<=", 5)),
+        about="Issue 16: 3 configurations (CONTRACT §6) of one org, 100 registered runners each, "
+              "every other one idle past the minimum running time, 5 stale token parameters; "
+              "one warm scale_down run, the configuration list's minute gone by as it is for a "
+              "schedule every 5 minutes (so its look, one GetParameter, is counted). The "
+              "budget is the calls of one configuration's scale-down over the same 300 "
+              "runners, laid down again as one configuration, but its DELETEs "
+              "(`github_calls_one_config_without_deletes`), plus one DELETE per removal. "
+              "`aws_calls` includes the Query of pending re-runs every run makes with "
+              "ENABLE_SPOT_INTERRUPTION_RERUN on (§9), one configuration or many "
+              "(`aws_calls_one_config`).",
+    ),
+    Workload(
+        "burst_multi", "Scale-up: 300-job mixed burst across 3 runner configurations",
+        _lazy("bench.multi", "bench_burst_multi"), runs=1,
+        targets=(Target("github_calls_per_runner", "<=", 1.1),),
+        about="Issue 16: 300 jobs of one org, linux-x64, linux-arm64 and GPU in turn (every "
+              "batch of 10 mixes the three), their messages carrying `runnerConfig`, through "
+              "one warm scale_up container in batches of 10; x64 and arm64 reuse runners with "
+              "the queued check, GPU ephemeral JIT runners, no cap. The GPU's 100 JIT "
+              "configurations are paced by the shared write budget (36 per 15 s), so GPU "
+              "messages come back for retry (after 1 s here) and their retries count in "
+              "`aws_calls_per_runner`, which varies with timing. The `*_gpu_without_jit` "
+              "figures are the same burst with GPU runners on registration tokens: one "
+              "CreateFleet and one reservation per configuration per batch, what routing to "
+              "three configurations costs beside one.",
+    ),
+    Workload(
         "scale_down_200", "Scale-down over 200 runners (50 idle, 150 busy)",
         _lazy("bench.scale_down", "bench_scale_down_200"), runs=3,
         targets=(Target("github_calls", "<=", 55), Target("aws_calls", "<=", 4)),

@@ -150,6 +150,8 @@ class Demo:
         stack.reset()
         stack.deploy(queue_delay_seconds=max(1, round(self.config.queue_delay_seconds /
                                                       self.config.speed)))
+        if self.scenario.runner_configs:  # one launch template each, and the SSM parameter
+            stack.add_runner_configs(self.scenario.runner_configs)
         for owner in self.scenario.owners:
             stack.github.add_installation(owner)
         for _ in range(self.scenario.apps - 1):  # more Apps, on every owner (REFERENCE §10)
@@ -172,11 +174,39 @@ class Demo:
                 f"{self.scenario.apps} ({ids}), each installed on every owner; the first is "
                 "the webhook's")
         self.recording.cap = self.config.max_runners
+        if self.scenario.runner_configs:
+            self._show_runner_configs(stack)
         if self.scenario.interruptions:
             self.recording.config["spot interruptions"] = ", ".join(
                 f"{i.count} busy runner(s) at {i.at / 60:g} min" for i in
                 self.scenario.interruptions) + "; EC2 takes each back 2 min after its notice"
         return env
+
+    def _show_runner_configs(self, stack: Any) -> None:
+        """The configurations in the report's settings, and what the summary needs of them."""
+        rec = self.recording
+        rec.runner_configs = self.scenario.config_ids
+        rec.cap = None  # each configuration has its own cap, shown with its figures
+        environments = stack.deployment.runner_environments
+        overridden = {name for config in stack.deployment.runner_configs
+                      for name in config.get("environment", {})}
+        for name in overridden & rec.config.keys():
+            rec.config[name] += " (top level; some runner configurations override it)"
+        for config in stack.deployment.runner_configs:
+            values = config.get("environment", {})
+            rec.config_caps[config["id"]] = values.get("RUNNERS_MAXIMUM_COUNT",
+                                                       str(self.config.max_runners))
+            matcher = config.get("matcherConfig")
+            labels = (" | ".join(",".join(s) for s in matcher["labelMatchers"])
+                      if matcher else "its own labels")
+            mode = ("exact" if matcher and matcher.get("exactMatch") else
+                    "bidirectional" if matcher and matcher.get("bidirectionalLabelMatch")
+                    else "any label") if matcher else "exact"
+            overrides = ", ".join(f"{k}={v}" for k, v in values.items()
+                                  if k != "LAUNCH_TEMPLATE_NAME")
+            rec.config[f"runner configuration {config['id']}"] = (
+                f"jobs labelled {labels} ({mode}); {overrides}; instances tagged "
+                f"ghr:environment={environments[config['id']]}")
 
     def _replay(self, stack: Any, log: Any) -> None:
         config = self.config
@@ -184,12 +214,11 @@ class Demo:
         # Every job event of the fake (queued, in_progress, completed) is delivered as a webhook.
         stack.github.on_job_event = lambda action, job: self.webhooks.append((action, job["id"]))
         lambdas = Lambdas(stack, log, visibility_seconds=max(1, round(30 / config.speed)))
-        simulation = _simulation(stack, config, env["ENVIRONMENT"])
+        simulation, observer = self._watchers(stack, env["ENVIRONMENT"])
         spot = _spot(simulation, config)
         interruptions = list(self.scenario.interruptions)
-        observer = Observer(stack, config.speed, env["ENVIRONMENT"])
         schedules = Schedules(config, lambdas, stack.github, env["RUNNER_BINARIES_BUCKET"],
-                              self.scenario.last_queued_at)
+                              self.scenario.last_queued_at, self.scenario.config_ids)
         pending = list(self.scenario.jobs)
         started = time.monotonic()
         quiet_since: float | None = None
@@ -204,9 +233,7 @@ class Demo:
                     tick_started = time.monotonic()
                     now = (tick_started - started) * config.speed
                     while pending and pending[0].queued_at <= now:
-                        job = pending.pop(0)
-                        stack.github.add_job(job.owner, job.repo, list(job.labels),
-                                             duration=job.duration / config.speed)
+                        self._queue(stack, pending.pop(0), observer)
                     self._deliver_webhooks(lambdas)
                     lambdas.drain_build_queue()
                     stepped = [Event(now, kind, detail) for _, kind, detail
@@ -243,6 +270,31 @@ class Demo:
         rec.invocations = lambdas.stats.counts
         rec.runs = schedules.runs
         rec.jobs_lost, rec.reruns = observer.lost, observer.reruns
+        rec.config_waits = observer.waits_by_config()
+        rec.config_done = observer.completed_by_config()
+        rec.config_launched = observer.launched_by_config
+
+    def _watchers(self, stack: Any, environment: str) -> tuple[Any, Observer]:
+        """The runner simulation and the observer, of every runner configuration's instances
+        (each registering with its machine's labels) when the scenario has several."""
+        if not self.scenario.runner_configs:
+            return (_simulation(stack, self.config, environment),
+                    Observer(stack, self.config.speed, environment))
+        environments = stack.deployment.runner_environments
+        machines = stack.deployment.machine_labels
+        simulation = _simulation(stack, self.config,
+                                 {e: machines[e] for e in environments.values()})
+        return simulation, Observer(stack, self.config.speed,
+                                    {e: i for i, e in environments.items()})
+
+    def _queue(self, stack: Any, job: Any, observer: Observer) -> None:
+        """GitHub queues a job of the scenario; noted with the configuration it is routed to."""
+        job_id = stack.github.add_job(job.owner, job.repo, list(job.labels),
+                                      duration=job.duration / self.config.speed)
+        routed = self.scenario.config_of(job)
+        if routed is not None:
+            observer.job_config[job_id] = routed
+            self.recording.config_jobs[routed] += 1
 
     def _interrupt(self, now: float, due: list[Interruption], spot: Any,
                    lambdas: Lambdas) -> list[Event]:
@@ -270,7 +322,8 @@ class Demo:
             lambdas.post_webhook(action, job_id)
 
 
-def _simulation(stack: Any, config: DemoConfig, environment: str) -> Any:
+def _simulation(stack: Any, config: DemoConfig,
+                environment: str | dict[str, tuple[str, ...]]) -> Any:
     from devstack.runner_sim import RunnerSimulation
 
     return RunnerSimulation(stack.github, stack.boto("ec2"), stack.boto("ssm"),

@@ -118,12 +118,15 @@ class Lambdas:
         event = scheduled_event(self.client)
         self._invoke("scale_down", lambda: self.client.lambda_.invoke("scale_down", event))
 
-    def adjust_pool(self, size: int) -> int:
-        """One `adjust_pool` run, as a pool schedule invokes it; the instances it launched."""
+    def adjust_pool(self, size: int, runner_config: str | None = None) -> int:
+        """One `adjust_pool` run, as a pool schedule invokes it (for one runner configuration
+        when `runner_config` is given, CONTRACT §6); the instances it launched."""
         ec2 = self.stack.boto("ec2")
         before = _pool_instances(ec2)
-        self._invoke("adjust_pool", lambda: self.client.lambda_.invoke(
-            "adjust_pool", {"poolSize": size}))
+        payload: dict[str, Any] = {"poolSize": size}
+        if runner_config is not None:
+            payload["runnerConfig"] = runner_config
+        self._invoke("adjust_pool", lambda: self.client.lambda_.invoke("adjust_pool", payload))
         return len(_pool_instances(ec2) - before)
 
     def sync_runner_binaries(self, bucket: str, key: str) -> tuple[str | None, bool]:

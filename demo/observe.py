@@ -3,10 +3,12 @@ lines, and each look becomes one sample of the recorded series."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from demo.recording import Sample
+from demo.recording import ConfigSample, Sample
 
 ACTIVE_STATES = ("pending", "running")
 
@@ -33,20 +35,29 @@ class _Seen:
 class Observer:
     """Snapshots devstack (EC2 instances, GitHub runners and jobs) and diffs each with the last."""
 
-    def __init__(self, stack: Any, speed: float, environment: str) -> None:
+    def __init__(self, stack: Any, speed: float, environment: str | Mapping[str, str]) -> None:
+        """`environment`: the deployment's `ghr:environment`, or with several runner
+        configurations (CONTRACT §6) a mapping of each one's `ghr:environment` to its id."""
         self.stack = stack
         self.speed = speed
-        self.environment = environment
+        self.configs: dict[str, str] = {} if isinstance(environment, str) else dict(environment)
+        self.environments = [environment] if isinstance(environment, str) else list(self.configs)
+        self.environment = self.environments[0]
         self.seen = _Seen()
         self.launched = 0
         self.terminated = 0
         self.waits: dict[int, float] = {}
+        # With several configurations: the one of each instance seen, of each job (the webhook's
+        # choice, told by the engine), the instances launched for each, the jobs completed.
+        self.instance_config: dict[str, str] = {}
+        self.job_config: dict[int, str] = {}
+        self.launched_by_config: Counter[str] = Counter()
 
     def instances(self) -> dict[str, str]:
         """Running and pending instances of the deployment: id -> `ghr:Owner`."""
         found: dict[str, str] = {}
         pages = self.stack.boto("ec2").get_paginator("describe_instances").paginate(Filters=[
-            {"Name": "tag:ghr:environment", "Values": [self.environment]},
+            {"Name": "tag:ghr:environment", "Values": self.environments},
             {"Name": "instance-state-name", "Values": list(ACTIVE_STATES)},
         ])
         for page in pages:
@@ -54,7 +65,33 @@ class Observer:
                 for instance in reservation["Instances"]:
                     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
                     found[instance["InstanceId"]] = tags.get("ghr:Owner", "?")
+                    config = self.configs.get(tags.get("ghr:environment", ""))
+                    if config is not None:
+                        self.instance_config[instance["InstanceId"]] = config
         return found
+
+    def config_of_job(self, job: Any) -> str | None:
+        """The configuration a job was routed to (a re-run: its first attempt's)."""
+        config = self.job_config.get(job.id)
+        if config is None and job.rerun_of is not None:
+            config = self.job_config.get(job.rerun_of)
+            if config is not None:
+                self.job_config[job.id] = config
+        return config
+
+    def waits_by_config(self) -> dict[str, list[float]]:
+        """The waits of the jobs started, by the configuration they were routed to."""
+        found: dict[str, list[float]] = {}
+        for job_id, wait in self.waits.items():
+            config = self.job_config.get(job_id)
+            if config is not None:
+                found.setdefault(config, []).append(wait)
+        return found
+
+    def completed_by_config(self) -> Counter[str]:
+        """Jobs completed successfully, by the configuration they were routed to."""
+        return Counter(self.job_config[job_id] for job_id in self.seen.completed
+                       if job_id in self.job_config)
 
     def look(self, t: float) -> tuple[Sample, list[Event]]:
         """Take a snapshot at simulated time `t`; return its sample and what changed."""
@@ -66,8 +103,14 @@ class Observer:
         events: list[Event] = []
         for instance_id in sorted(instances.keys() - self.seen.instances.keys()):
             self.launched += 1
-            events.append(Event(t, "launched", f"{instance_id} for {instances[instance_id]}"))
+            config = self.instance_config.get(instance_id)
+            which = f" ({config})" if config else ""
+            if config:
+                self.launched_by_config[config] += 1
+            events.append(Event(t, "launched",
+                                f"{instance_id}{which} for {instances[instance_id]}"))
         for job in sorted(jobs.values(), key=lambda j: j.started_at or 0.0):
+            self.config_of_job(job)
             if job.started_at is not None and job.id not in self.seen.started:
                 self.seen.started.add(job.id)
                 wait = max(0.0, (job.started_at - job.created_at) * self.speed)
@@ -95,8 +138,22 @@ class Observer:
             idle=idle,
             instances=len(instances),
             booting=min(booting, idle),
+            configs=self._by_config(instances, runners, online),
         )
         return sample, events
+
+    def _by_config(self, instances: dict[str, str], runners: dict[str, bool],
+                   online: set[str]) -> tuple[ConfigSample, ...]:
+        """Each configuration's part of a sample, in list order (none with one configuration)."""
+        parts = []
+        for config in dict.fromkeys(self.configs.values()):
+            mine = [i for i in instances if self.instance_config.get(i) == config]
+            busy = sum(1 for name, running in runners.items()
+                       if running and any(name.endswith(i) for i in mine))
+            booting = sum(1 for i in mine if not any(name.endswith(i) for name in online))
+            idle = max(0, len(mine) - busy)
+            parts.append(ConfigSample(config, busy, idle, len(mine), min(booting, idle)))
+        return tuple(parts)
 
     def _ended(self, t: float, job: Any) -> list[Event]:
         """A job completed (counted when it succeeded), lost, or re-run as a new attempt."""

@@ -10,6 +10,17 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class ConfigSample:
+    """One runner configuration's instances at one instant (CONTRACT §6)."""
+
+    config: str  # its id
+    busy: int
+    idle: int
+    instances: int
+    booting: int = 0
+
+
+@dataclass(frozen=True)
 class Sample:
     """The world at one instant, `t` simulated seconds after the start."""
 
@@ -21,6 +32,8 @@ class Sample:
     # Of `idle`: instances whose runner is not online yet. They cost like idle runners but can
     # take no job: a chart that showed them as idle runners would show waste where there is none.
     booting: int = 0
+    # With several runner configurations: the same, per configuration, in list order.
+    configs: tuple[ConfigSample, ...] = ()
 
     @property
     def idle_runners(self) -> int:
@@ -56,6 +69,43 @@ class Recording:
     interruptions: list[tuple[float, str]] = field(default_factory=list)
     jobs_lost: int = 0
     reruns: int = 0
+    # Several runner configurations (CONTRACT §6): their ids in list order, the jobs the webhook
+    # routes to each (by the scenario's labels), those completed, their waits, the instances
+    # launched for each, and each one's cap.
+    runner_configs: tuple[str, ...] = ()
+    config_jobs: Counter[str] = field(default_factory=Counter)
+    config_done: Counter[str] = field(default_factory=Counter)
+    config_waits: dict[str, list[float]] = field(default_factory=dict)
+    config_launched: Counter[str] = field(default_factory=Counter)
+    config_caps: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ConfigSummary:
+    """The figures of one runner configuration."""
+
+    config: str
+    jobs: int
+    jobs_done: int
+    median_wait: float | None
+    p95_wait: float | None
+    launched: int
+    peak_instances: int
+    idle_instance_minutes: float
+    cap: str = ""
+
+    def rows(self) -> list[tuple[str, str]]:
+        """(figure, value) pairs, indented under the configuration's own row."""
+        cap = f" (cap {self.cap} per owner)" if self.cap else ""
+        return [
+            (f"configuration {self.config}{cap}", ""),
+            ("  jobs (completed / total)", f"{self.jobs_done} / {self.jobs}"),
+            ("  median wait", _duration(self.median_wait)),
+            ("  95th-percentile wait", _duration(self.p95_wait)),
+            ("  instances launched", str(self.launched)),
+            ("  peak instances", str(self.peak_instances)),
+            ("  idle instance-minutes", f"{self.idle_instance_minutes:.1f}"),
+        ]
 
 
 @dataclass(frozen=True)
@@ -78,6 +128,7 @@ class Summary:
     interruptions: int = 0
     jobs_lost: int = 0
     reruns: int = 0
+    by_config: tuple[ConfigSummary, ...] = ()
 
     def rows(self) -> list[tuple[str, str]]:
         """(figure, value) pairs in display order."""
@@ -91,6 +142,7 @@ class Summary:
             ("peak instances", str(self.peak_instances)),
             ("idle instance-minutes", f"{self.idle_instance_minutes:.1f}"),
             ("  of which booting", f"{self.booting_instance_minutes:.1f}"),
+            *(row for config in self.by_config for row in config.rows()),
             ("GitHub calls", str(sum(n for _, n in self.github_calls))),
         ]
         rows += [(f"  {kind}", str(n)) for kind, n in self.github_calls]
@@ -143,6 +195,31 @@ def summarize(recording: Recording) -> Summary:
         interruptions=len(recording.interruptions),
         jobs_lost=recording.jobs_lost,
         reruns=recording.reruns,
+        by_config=tuple(_config_summary(recording, config)
+                        for config in recording.runner_configs),
+    )
+
+
+def _config_summary(recording: Recording, config: str) -> ConfigSummary:
+    """One configuration's figures, from its part of each sample."""
+    mine = [next((c for c in s.configs if c.config == config), None) for s in recording.samples]
+    idle_seconds = sum(
+        part.idle * (after.t - sample.t)
+        for (sample, part), (after, _) in itertools.pairwise(
+            zip(recording.samples, mine, strict=True))
+        if part is not None
+    )
+    waits = sorted(recording.config_waits.get(config, []))
+    return ConfigSummary(
+        config=config,
+        jobs=recording.config_jobs[config],
+        jobs_done=recording.config_done[config],
+        median_wait=statistics.median(waits) if waits else None,
+        p95_wait=percentile(waits, 95) if waits else None,
+        launched=recording.config_launched[config],
+        peak_instances=max((c.instances for c in mine if c is not None), default=0),
+        idle_instance_minutes=idle_seconds / 60.0,
+        cap=recording.config_caps.get(config, ""),
     )
 
 

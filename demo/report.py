@@ -6,6 +6,7 @@ import base64
 import html
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from rich.table import Table
 
@@ -46,8 +47,15 @@ def write_chart(recording: Recording, path: Path) -> Path:
 
     samples = recording.samples
     minutes = [s.t / 60.0 for s in samples]
-    figure, (top, bottom) = plt.subplots(
-        2, 1, sharex=True, figsize=(11, 6.4), dpi=100, gridspec_kw={"height_ratios": [3, 1.2]})
+    if recording.runner_configs:  # one more panel: each runner configuration's instances
+        figure, (top, middle, bottom) = plt.subplots(
+            3, 1, sharex=True, figsize=(11, 8.6), dpi=100,
+            gridspec_kw={"height_ratios": [3, 2.2, 1.2]})
+        _config_panel(middle, recording, minutes)
+    else:
+        figure, (top, bottom) = plt.subplots(
+            2, 1, sharex=True, figsize=(11, 6.4), dpi=100,
+            gridspec_kw={"height_ratios": [3, 1.2]})
     layers = (("busy runners (running a job)", [s.busy for s in samples], "tab:green", None),
               ("idle runners (online, no job)", [s.idle_runners for s in samples], "tab:orange",
                None),
@@ -102,6 +110,27 @@ def write_chart(recording: Recording, path: Path) -> Path:
     figure.savefig(path)
     plt.close(figure)
     return path
+
+
+def _config_panel(axes: Any, recording: Recording, minutes: list[float]) -> None:
+    """Each runner configuration's instances (solid) and busy runners (dashed), one colour
+    each."""
+    from matplotlib.ticker import MaxNLocator
+
+    colours = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink")
+    for index, config in enumerate(recording.runner_configs):
+        parts = [next((c for c in s.configs if c.config == config), None)
+                 for s in recording.samples]
+        colour = colours[index % len(colours)]
+        axes.step(minutes, [p.instances if p else 0 for p in parts], where="post",
+                  color=colour, linewidth=1.4, label=f"{config}: instances")
+        axes.step(minutes, [p.busy if p else 0 for p in parts], where="post", color=colour,
+                  linewidth=1.0, linestyle="--", label=f"{config}: busy runners")
+    axes.set_ylabel("by configuration")
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.set_ylim(bottom=0)
+    axes.grid(alpha=0.3)
+    axes.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
 
 
 def _summary_rows(summary: Summary) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,10 @@ DEFAULT_SCENARIO = SCENARIOS / "default.json"
 DEFAULT_LABELS = ("self-hosted", "linux", "x64")
 # GitHub Apps a scenario may ask for: one GetParameters call reads five (REFERENCE §10).
 MAX_APPS = 5
+# Runner configurations (CONTRACT §6): what an entry of `runnerConfigs` may hold.
+CONFIG_ID = re.compile(r"[a-z0-9-]{1,32}")
+CONFIG_KEYS = frozenset({"id", "matcherConfig", "environment"})
+MATCHER_KEYS = frozenset({"labelMatchers", "exactMatch", "bidirectionalLabelMatch", "priority"})
 
 
 class ScenarioError(ValueError):
@@ -52,6 +57,20 @@ class Scenario:
     # GitHub Apps installed on every owner (REFERENCE §10); the first is the webhook's.
     apps: int = 1
     interruptions: tuple[Interruption, ...] = ()
+    # Several runner configurations (CONTRACT §6's list, as written to the SSM parameter);
+    # empty: the one configuration of the functions' environment.
+    runner_configs: tuple[dict[str, Any], ...] = ()
+
+    @property
+    def config_ids(self) -> tuple[str, ...]:
+        """The runner configurations' ids, in list order (none without `runnerConfigs`)."""
+        return tuple(str(config["id"]) for config in self.runner_configs)
+
+    def config_of(self, job: ScenarioJob) -> str | None:
+        """The configuration the webhook routes `job` to (CONTRACT §6's matching rule), None
+        without `runnerConfigs` or when none matches."""
+        position = route(job.labels, self.runner_configs)
+        return None if position is None else self.config_ids[position]
 
     @property
     def owners(self) -> tuple[str, ...]:
@@ -108,14 +127,17 @@ def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
     `{"apps": N, "jobs": [...]}` replaying them with N GitHub Apps."""
     apps = 1
     interruptions: tuple[Interruption, ...] = ()
+    configs: tuple[dict[str, Any], ...] = ()
     if isinstance(data, dict):
-        unknown = sorted(set(data) - {"apps", "jobs", "interruptions"})
+        unknown = sorted(set(data) - {"apps", "jobs", "interruptions", "runnerConfigs"})
         apps = data.get("apps", 1)
         if unknown:
             raise ScenarioError(f"{name}: unknown field(s) {', '.join(unknown)}")
         if isinstance(apps, bool) or not isinstance(apps, int) or not 1 <= apps <= MAX_APPS:
             raise ScenarioError(f"{name}: apps must be a whole number from 1 to {MAX_APPS}")
         interruptions = _interruptions(data.get("interruptions", []), name)
+        if "runnerConfigs" in data:
+            configs = runner_configs(data["runnerConfigs"], name)
         data = data.get("jobs")
     if not isinstance(data, list) or not data:
         raise ScenarioError(f"{name}: a scenario is a non-empty list of jobs")
@@ -126,10 +148,96 @@ def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
             jobs.append(_parse_job(entry))
         except ScenarioError as error:
             problems.append(f"job {index}: {error}")
+    if configs:
+        problems.extend(f"job {index}: labels {', '.join(job.labels)} match no runner "
+                        "configuration (the webhook would not accept it)"
+                        for index, job in enumerate(jobs) if route(job.labels, configs) is None)
     if problems:
         raise ScenarioError(f"{name}: " + "; ".join(problems))
     return Scenario(name=name, jobs=tuple(sorted(jobs, key=lambda job: job.queued_at)),
-                    apps=apps, interruptions=interruptions)
+                    apps=apps, interruptions=interruptions, runner_configs=configs)
+
+
+def runner_configs(data: Any, name: str) -> tuple[dict[str, Any], ...]:
+    """`runnerConfigs`: CONTRACT §6's list, `[{"id", "matcherConfig", "environment"}, ...]`,
+    checked for its shape (the functions check the variables' values); one ScenarioError
+    naming every problem."""
+    if not isinstance(data, list) or not data:
+        raise ScenarioError(f"{name}: runnerConfigs must be a non-empty list of "
+                            '{"id", "matcherConfig", "environment"} objects')
+    problems: list[str] = []
+    seen: set[str] = set()
+    for index, entry in enumerate(data):
+        where = f"runnerConfigs[{index}]"
+        if not isinstance(entry, dict):
+            problems.append(f"{where}: not an object")
+            continue
+        config_id = entry.get("id")
+        if not isinstance(config_id, str) or not CONFIG_ID.fullmatch(config_id):
+            problems.append(f"{where}: id must be 1 to 32 of a-z, 0-9 and -")
+        elif config_id in seen:
+            problems.append(f"{where}: id {config_id} repeated")
+        else:
+            seen.add(config_id)
+            where = f"runnerConfigs[{index}] ({config_id})"
+        problems.extend(f"{where}: {problem}" for problem in _config_problems(entry))
+    if problems:
+        raise ScenarioError(f"{name}: " + "; ".join(problems))
+    return tuple(data)
+
+
+def _config_problems(entry: dict[str, Any]) -> list[str]:
+    """What is wrong with one entry of `runnerConfigs` but its id."""
+    problems = [f"unknown field {key}" for key in sorted(set(entry) - CONFIG_KEYS)]
+    environment = entry.get("environment", {})
+    if not isinstance(environment, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in environment.items()):
+        problems.append('environment must be an object of "VARIABLE": "string value"')
+    matcher = entry.get("matcherConfig")
+    if matcher is None:
+        return problems
+    if not isinstance(matcher, dict):
+        return [*problems, "matcherConfig must be an object"]
+    problems += [f"matcherConfig: unknown field {key}"
+                 for key in sorted(set(matcher) - MATCHER_KEYS)]
+    sets = matcher.get("labelMatchers")
+    if not isinstance(sets, list) or not sets or not all(
+            isinstance(s, list) and s and all(isinstance(x, str) and x for x in s)
+            for s in sets):
+        problems.append("matcherConfig.labelMatchers must be a non-empty list of non-empty "
+                        "lists of labels")
+    problems += [f"matcherConfig.{flag} must be true or false"
+                 for flag in ("exactMatch", "bidirectionalLabelMatch")
+                 if not isinstance(matcher.get(flag, False), bool)]
+    priority = matcher.get("priority", 999)
+    if isinstance(priority, bool) or not isinstance(priority, int) or priority < 0:
+        problems.append("matcherConfig.priority must be a whole number >= 0")
+    return problems
+
+
+def route(labels: tuple[str, ...] | list[str],
+          configs: tuple[dict[str, Any], ...]) -> int | None:
+    """The position of the configuration the webhook gives a job with `labels`, by CONTRACT §6's
+    rule (the functions' own, chalicelib.rules.matching); None when none matches. A
+    configuration without `matcherConfig` matches its own labels exactly."""
+    from chalicelib.rules.matching import choose, default_matcher, matcher_of
+
+    matchers = []
+    for config in configs:
+        matcher = config.get("matcherConfig")
+        if matcher is None:
+            environment = config.get("environment", {})
+            own = [label for label in environment.get("RUNNER_LABELS", "").split(",") if label]
+            matchers.append(default_matcher(["self-hosted",
+                                             environment.get("RUNNER_OS", "linux"),
+                                             environment.get("RUNNER_ARCHITECTURE", "x64"),
+                                             *own]))
+        else:
+            matchers.append(matcher_of(matcher["labelMatchers"],
+                                       exact=matcher.get("exactMatch", False),
+                                       bidirectional=matcher.get("bidirectionalLabelMatch", False),
+                                       priority=matcher.get("priority", 999)))
+    return choose(list(labels), matchers)
 
 
 def _interruptions(data: Any, name: str) -> tuple[Interruption, ...]:

@@ -29,8 +29,11 @@ class Schedules:
     """Runs each scheduled function when its (simulated) time comes; returns what happened."""
 
     def __init__(self, config: DemoConfig, lambdas: Lambdas, github: Any, bucket: str,
-                 pool_until: float) -> None:
+                 pool_until: float, runner_configs: tuple[str, ...] = ()) -> None:
         self.config = config
+        # With several runner configurations, one pool per configuration (CONTRACT §6's
+        # `runnerConfig` in adjust_pool's payload); None: the deployment's one configuration.
+        self.pools: tuple[str | None, ...] = runner_configs or (None,)
         self.lambdas = lambdas
         self.github = github
         self.bucket = bucket
@@ -61,9 +64,11 @@ class Schedules:
             self.next_pool += self.config.pool_every_minutes * 60.0
             if now <= self.pool_until:
                 self.runs.append((now, "adjust_pool"))
-                launched = self.lambdas.adjust_pool(self.config.pool)
-                events.append(Event(now, "pool", f"adjust_pool poolSize {self.config.pool}: "
-                                                 f"launched {launched}"))
+                for pool in self.pools:
+                    launched = self.lambdas.adjust_pool(self.config.pool, pool)
+                    which = f" ({pool})" if pool else ""
+                    events.append(Event(now, "pool", f"adjust_pool poolSize {self.config.pool}"
+                                                     f"{which}: launched {launched}"))
         if now >= self.next_sync:
             self.next_sync += self.config.sync_every_minutes * 60.0
             self.runs.append((now, "sync_runner_binaries"))

@@ -16,7 +16,7 @@ import requests
 from botocore.config import Config
 
 from devstack.latency import LatencyProfile, resolve
-from devstack.provision import Deployment, add_app_parameters, deploy
+from devstack.provision import Deployment, add_app_parameters, add_runner_configs, deploy
 
 if TYPE_CHECKING:
     # moto's server costs a third of a second to import: `python -m devstack status` and the
@@ -119,6 +119,17 @@ class Devstack:
             self.github.add_installation(
                 owner, account.account_type if account else "Organization", app_id=app.app_id)
         return app
+
+    def add_runner_configs(self, configs: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+                           parameter_type: str = "String") -> Deployment:
+        """Several runner configurations (CONTRACT §6): one launch template each and the SSM
+        parameter holding their JSON list, named by `RUNNER_CONFIGS_PARAMETER_NAME` in `env()`
+        from now on."""
+        if self.deployment is None:
+            raise RuntimeError("deploy() first: the configurations belong to a deployment")
+        self.deployment = add_runner_configs(self.boto, self.deployment, configs,
+                                             parameter_type)
+        return self.deployment
 
     def env(self, **overrides: str) -> dict[str, str]:
         """The whole environment a function needs to run against devstack."""

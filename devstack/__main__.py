@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import signal
 import sys
 import threading
@@ -34,12 +35,26 @@ def serve(argv: list[str]) -> int:
     parser.add_argument("--latency", default=None,
                         help="latency profile of AWS and GitHub calls: off or realistic "
                              "(default: $DEVSTACK_LATENCY, else off; see devstack/README.md)")
+    parser.add_argument("--runner-configs", type=Path, default=None, metavar="FILE",
+                        help="JSON list of runner configurations (docs/REFERENCE.md §6): one "
+                             "launch template each and the SSM parameter holding the list, "
+                             "named by RUNNER_CONFIGS_PARAMETER_NAME in the exports")
     args = parser.parse_args(argv)
+    configs = None
+    if args.runner_configs is not None:
+        try:
+            configs = json.loads(args.runner_configs.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as error:
+            parser.error(f"--runner-configs {args.runner_configs}: {error}")
+        if not isinstance(configs, list) or not all(isinstance(c, dict) for c in configs):
+            parser.error(f"--runner-configs {args.runner_configs}: expected a JSON list of "
+                         "objects")
     try:
         stack = Devstack.start(latency=args.latency)
     except ValueError as error:  # an unknown profile
         parser.error(str(error))
-    session = Session(stack, args.state, args.boot_seconds, apps=args.apps)
+    session = Session(stack, args.state, args.boot_seconds, apps=args.apps,
+                      runner_configs=configs)
     session.start()
     print("# devstack is up. Point a shell at it with:")
     for line in export_lines(stack):

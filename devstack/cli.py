@@ -4,7 +4,7 @@
                                                  # its webhook goes to `chalice local` (--url)
     scale-up                                     # drain the build queue through scale_up
     scale-down                                   # one scheduled scale_down run
-    pool 3 [--owner acme]                        # adjust_pool with {"poolSize": 3}
+    pool 3 [--owner acme] [--runner-config gpu]  # adjust_pool with {"poolSize": 3}
     status [--json]                              # queue, instances, runners and jobs
 
 The running devstack is found through its state file (`--state`). The functions run in this
@@ -60,6 +60,9 @@ def parser() -> argparse.ArgumentParser:
     pool.add_argument("size", type=int)
     pool.add_argument("--owner", help="organization of the pool (default $RUNNER_OWNER, else "
                                       "the first owner the App is installed on)")
+    pool.add_argument("--runner-config", default=None, metavar="ID",
+                      help="the runner configuration whose pool it is (docs/REFERENCE.md §6; "
+                           "default: the first)")
     status = commands.add_parser("status", help="queue, instances, runners and jobs")
     status.add_argument("--json", action="store_true", help="one JSON object instead of tables")
     return top
@@ -132,8 +135,9 @@ def pool(args: argparse.Namespace, state: dict[str, Any], functions: Functions) 
         owner = installed[0]
     control(state, "POST", "/installations", {"owner": owner})
     os.environ["RUNNER_OWNER"] = owner
-    functions.adjust_pool(args.size)
-    print(f"adjust_pool: pool of {owner} adjusted towards {args.size} idle runner(s)")
+    functions.adjust_pool(args.size, args.runner_config)
+    which = f" ({args.runner_config})" if args.runner_config else ""
+    print(f"adjust_pool: pool of {owner}{which} adjusted towards {args.size} idle runner(s)")
     return 0
 
 

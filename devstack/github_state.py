@@ -12,7 +12,7 @@ import json
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from devstack.github_auth import random_token
@@ -140,8 +140,10 @@ class GitHubState(GitHubInstallations):
         token: str,
         runner_group: str | None = None,
         ephemeral: bool = False,
+        default_labels: Sequence[str] = DEFAULT_RUNNER_LABELS,
     ) -> int:
-        """What config.sh does: check the registration token and add the runner, online."""
+        """What config.sh does: check the registration token and add the runner, online, with
+        the machine's `default_labels` (self-hosted, OS, architecture) before `labels`."""
         with self.lock:
             minted = self.scope_tokens.get(token)
             if (
@@ -160,7 +162,7 @@ class GitHubState(GitHubInstallations):
             runner = self.create_runner(
                 owner_scope,
                 name,
-                [*DEFAULT_RUNNER_LABELS, *labels],
+                [*default_labels, *labels],
                 group_id,
                 ephemeral=ephemeral,
                 jit=False,

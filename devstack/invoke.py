@@ -86,6 +86,10 @@ class Functions:
         """One scheduled scale_down run."""
         self._quietly("scale_down", scheduled_event(self.client))
 
-    def adjust_pool(self, size: int) -> None:
-        """One adjust_pool run, as a pool schedule invokes it."""
-        self._quietly("adjust_pool", {"poolSize": size})
+    def adjust_pool(self, size: int, runner_config: str | None = None) -> None:
+        """One adjust_pool run, as a pool schedule invokes it (for the runner configuration
+        `runner_config` when given, docs/REFERENCE.md §6)."""
+        payload: dict[str, Any] = {"poolSize": size}
+        if runner_config is not None:
+            payload["runnerConfig"] = runner_config
+        self._quietly("adjust_pool", payload)

@@ -34,6 +34,10 @@ class Deployment:
     state_table: str
     # The (id, key) parameters of the Apps after the first, in list order (REFERENCE §10).
     more_apps: tuple[tuple[str, str], ...] = ()
+    # Several runner configurations (CONTRACT §6): the SSM parameter holding their JSON list,
+    # and the list as written there (each with its own launch template).
+    runner_configs_parameter: str | None = None
+    runner_configs: tuple[dict[str, Any], ...] = ()
 
     @property
     def app_parameters(self) -> tuple[tuple[str, str], ...]:
@@ -53,7 +57,28 @@ class Deployment:
             "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": self.webhook_secret_parameter,
             "SQS_URL_WEBHOOK": self.queue_url,
             "STATE_TABLE_NAME": self.state_table,
+            **({"RUNNER_CONFIGS_PARAMETER_NAME": self.runner_configs_parameter}
+               if self.runner_configs_parameter else {}),
         }
+
+    @property
+    def runner_environments(self) -> dict[str, str]:
+        """Each runner configuration's `ghr:environment` tag, by id (CONTRACT §6: its
+        `ENVIRONMENT`, by default `<ENVIRONMENT>-<id>`); `{"default": ENVIRONMENT}` without a
+        list."""
+        if not self.runner_configs:
+            return {"default": self.environment}
+        return {c["id"]: config_environment(self.environment, c) for c in self.runner_configs}
+
+    @property
+    def machine_labels(self) -> dict[str, tuple[str, ...]]:
+        """The labels config.sh gives a runner of each environment on its own (self-hosted, OS,
+        architecture), from each configuration's `RUNNER_OS` and `RUNNER_ARCHITECTURE`."""
+        found = {self.environment: machine_labels({})}
+        for config in self.runner_configs:
+            found[config_environment(self.environment, config)] = machine_labels(
+                config.get("environment", {}))
+        return found
 
 
 def deploy(clients: Any, app_id: int, private_key_pem: str,
@@ -116,6 +141,65 @@ def deploy(clients: Any, app_id: int, private_key_pem: str,
         app_key_parameter=ids["key"],
         webhook_secret_parameter=ids["secret"],
         state_table=state_table,
+    )
+
+
+def config_environment(top: str, config: dict[str, Any]) -> str:
+    """The `ENVIRONMENT` of one runner configuration (CONTRACT §6)."""
+    return str(config.get("environment", {}).get("ENVIRONMENT") or f"{top}-{config['id']}")
+
+
+def machine_labels(environment: dict[str, str]) -> tuple[str, ...]:
+    """GitHub's default labels of a runner on the machine a configuration launches."""
+    system = environment.get("RUNNER_OS", "linux").lower()
+    architecture = environment.get("RUNNER_ARCHITECTURE", "x64").lower()
+    return ("self-hosted", "Windows" if system == "windows" else "Linux",
+            "ARM64" if architecture == "arm64" else "X64")
+
+
+def add_runner_configs(clients: Any, deployment: Deployment,
+                       configs: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+                       parameter_type: str = "String") -> Deployment:
+    """What infra/ lays down for several runner configurations (CONTRACT §6): one launch
+    template per configuration (named by its `LAUNCH_TEMPLATE_NAME`, by default
+    `<ENVIRONMENT>-<id>-action-runner`, which is then written into its `environment`), and the
+    SSM parameter holding the list; returns the deployment whose `env()` names the parameter.
+
+    The list is written as given otherwise: the functions validate it, so a bad list here is a
+    bad list there (with one error naming every problem)."""
+    ec2, ssm = clients("ec2"), clients("ssm")
+    written: list[dict[str, Any]] = []
+    for config in configs:
+        entry = json.loads(json.dumps(config))  # a copy the caller's list never sees change
+        environment = entry.setdefault("environment", {})
+        if isinstance(environment, dict):
+            template = environment.setdefault(
+                "LAUNCH_TEMPLATE_NAME",
+                f"{deployment.environment}-{entry.get('id')}-action-runner")
+            instance_type = str(environment.get("INSTANCE_TYPES", "m5.large")).split(",")[0]
+            create_launch_template(ec2, str(template), deployment.image_id,
+                                   instance_type.strip() or "m5.large")
+        written.append(entry)
+    name = f"/github-action-runners/{deployment.environment}/runner-configs"
+    ssm.put_parameter(Name=name, Value=json.dumps(written), Type=parameter_type, Overwrite=True)
+    return dataclasses.replace(deployment, runner_configs_parameter=name,
+                               runner_configs=tuple(written))
+
+
+def create_launch_template(ec2: Any, name: str, image_id: str,
+                           instance_type: str = "m5.large") -> None:
+    """A runner launch template as infra/ makes it (IMDSv2 only); an existing one is kept."""
+    existing = ec2.describe_launch_templates(Filters=[
+        {"Name": "launch-template-name", "Values": [name]}])["LaunchTemplates"]
+    if existing:
+        return
+    ec2.create_launch_template(
+        LaunchTemplateName=name,
+        LaunchTemplateData={
+            "ImageId": image_id,
+            "InstanceType": instance_type,
+            "MetadataOptions": {"HttpTokens": "required", "HttpPutResponseHopLimit": 1},
+        },
     )
 
 

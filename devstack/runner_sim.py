@@ -9,12 +9,13 @@ its instance after one job. Each `step()` advances every instance of the environ
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from devstack.github_fake import GitHubFake
 from devstack.github_records import ApiError
+from devstack.github_state import DEFAULT_RUNNER_LABELS
 
 TAG_ENVIRONMENT = "ghr:environment"
 
@@ -133,7 +134,15 @@ def parse_config_args(value: str) -> ConfigArgs:
 
 
 class RunnerSimulation:
-    """Boots, registers, runs and retires the runner instances of one environment."""
+    """Boots, registers, runs and retires the runner instances of one environment, or of
+    several (one per runner configuration, CONTRACT §6).
+
+    `environment` is one `ghr:environment`, or a mapping of several to the labels a runner's
+    machine gives it on its own (self-hosted, OS, architecture; default self-hosted, Linux,
+    X64). A runner registered with config.sh carries those, then the labels of its `--labels`.
+    A JIT runner carries exactly the labels its configuration was generated with. GitHub then
+    hands a job only to a runner that carries every label of the job (github_jobs.dispatch).
+    """
 
     def __init__(
         self,
@@ -141,7 +150,7 @@ class RunnerSimulation:
         ec2_client: Any,
         ssm_client: Any,
         *,
-        environment: str,
+        environment: str | Mapping[str, Sequence[str]],
         token_path: str,
         name_prefix: str = "",
         boot_delay: float = 0.0,
@@ -150,7 +159,11 @@ class RunnerSimulation:
         self.github = github_fake
         self.ec2 = ec2_client
         self.ssm = ssm_client
-        self.environment = environment
+        self.machine_labels = {environment: DEFAULT_RUNNER_LABELS} \
+            if isinstance(environment, str) else dict(environment)
+        self.environments = tuple(self.machine_labels)
+        self.environment = self.environments[0]
+        self.instance_environment: dict[str, str] = {}  # instance id -> its ghr:environment
         self.token_path = token_path.rstrip("/")
         self.name_prefix = name_prefix
         self.boot_delay = boot_delay
@@ -184,12 +197,15 @@ class RunnerSimulation:
     def _running_instances(self) -> Iterator[tuple[str, float]]:
         paginator = self.ec2.get_paginator("describe_instances")
         filters = [
-            {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": [self.environment]},
+            {"Name": f"tag:{TAG_ENVIRONMENT}", "Values": list(self.environments)},
             {"Name": "instance-state-name", "Values": ["running"]},
         ]
         for page in paginator.paginate(Filters=filters):
             for reservation in page["Reservations"]:
                 for instance in reservation["Instances"]:
+                    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+                    self.instance_environment[instance["InstanceId"]] = tags.get(
+                        TAG_ENVIRONMENT, self.environment)
                     yield instance["InstanceId"], instance["LaunchTime"].timestamp()
 
     def _boot(self, instance_id: str, now: float) -> None:
@@ -225,6 +241,9 @@ class RunnerSimulation:
             token=args.token,
             runner_group=args.runner_group,
             ephemeral=args.ephemeral,
+            default_labels=self.machine_labels.get(
+                self.instance_environment.get(instance_id, self.environment),
+                DEFAULT_RUNNER_LABELS),
         )
         return runner_id, "ephemeral" if args.ephemeral else "reusable"
 

@@ -34,19 +34,26 @@ class Session:
     """devstack plus the simulation loop, the webhook forwarder and the control server."""
 
     def __init__(self, stack: Devstack, state_path: Path, boot_seconds: float,
-                 echo: Any = print, apps: int = 1) -> None:
+                 echo: Any = print, apps: int = 1,
+                 runner_configs: list[dict[str, Any]] | None = None) -> None:
         self.stack = stack
         self.state_path = state_path
         self.echo = echo
         stack.deploy()
         for _ in range(apps - 1):  # more GitHub Apps, listed after the first (REFERENCE §10)
             stack.add_app()
+        if runner_configs:  # several runner configurations (CONTRACT §6)
+            stack.add_runner_configs(runner_configs)
         assert stack.deployment is not None
         deployment = stack.deployment
         self.deployment = deployment
+        # Every configuration's instances (and the top-level environment's), each runner
+        # registering with its machine's labels.
+        watched: str | dict[str, tuple[str, ...]] = deployment.machine_labels \
+            if runner_configs else deployment.environment
         self.simulation = RunnerSimulation(
             stack.github, stack.boto("ec2"), stack.boto("ssm"),
-            environment=deployment.environment, token_path=deployment.token_path,
+            environment=watched, token_path=deployment.token_path,
             name_prefix=os.environ.get("RUNNER_NAME_PREFIX", ""), boot_delay=boot_seconds)
         # job id -> the webhook URL its `queued` delivery was posted to.
         self.hooks: dict[int, str] = {}
@@ -71,7 +78,9 @@ class Session:
             thread.start()
         state = {"pid": os.getpid(), "control_url": self.control_url, "env": self.stack.env(),
                  "webhook_secret": self.deployment.webhook_secret,
-                 "dead_letter_queue_url": self.deployment.dead_letter_queue_url}
+                 "dead_letter_queue_url": self.deployment.dead_letter_queue_url,
+                 # What `status` lists: every runner configuration's instances.
+                 "environments": list(self.deployment.machine_labels)}
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         # The file holds the (devstack-only) webhook secret: readable by its owner alone.
         descriptor = os.open(self.state_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

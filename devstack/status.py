@@ -31,11 +31,11 @@ def _queue(sqs: Any, url: str) -> dict[str, int]:
     return {label: int(attributes.get(name, 0)) for name, label in names.items()}
 
 
-def _instances(ec2: Any, environment: str) -> list[dict[str, Any]]:
+def _instances(ec2: Any, environments: list[str]) -> list[dict[str, Any]]:
     found = []
     now = datetime.now(UTC)
     pages = ec2.get_paginator("describe_instances").paginate(Filters=[
-        {"Name": "tag:ghr:environment", "Values": [environment]},
+        {"Name": "tag:ghr:environment", "Values": environments},
         {"Name": "instance-state-name", "Values": list(ACTIVE)}])
     for page in pages:
         for reservation in page["Reservations"]:
@@ -45,6 +45,7 @@ def _instances(ec2: Any, environment: str) -> list[dict[str, Any]]:
                     "id": instance["InstanceId"], "state": instance["State"]["Name"],
                     "owner": tags.get("ghr:Owner", ""), "type": tags.get("ghr:Type", ""),
                     "created_by": tags.get("ghr:created_by", ""),
+                    "environment": tags.get("ghr:environment", ""),
                     "age_seconds": int((now - instance["LaunchTime"]).total_seconds())})
     return sorted(found, key=lambda i: (i["age_seconds"], i["id"]), reverse=True)
 
@@ -56,7 +57,10 @@ def collect(state: dict[str, Any], github: dict[str, Any]) -> dict[str, Any]:
     return {
         "queue": _queue(sqs, env["SQS_URL_WEBHOOK"]),
         "dead_letter": _queue(sqs, state["dead_letter_queue_url"])["waiting"],
-        "instances": _instances(_client("ec2", env), env["ENVIRONMENT"]),
+        # Every runner configuration's `ghr:environment` (docs/REFERENCE.md §6), when the
+        # session was started with several.
+        "instances": _instances(_client("ec2", env),
+                                state.get("environments") or [env["ENVIRONMENT"]]),
         "runners": github["runners"],
         "jobs": sorted(github["jobs"], key=lambda j: j["id"]),
         "installations": github["installations"],
@@ -81,8 +85,11 @@ def render(snapshot: dict[str, Any]) -> str:
     console = Console(file=out, width=120, color_system=None, highlight=False)
     console.print(f"build queue: {queue['waiting']} waiting, {queue['in_flight']} in flight, "
                   f"{queue['delayed']} delayed; dead-letter queue: {snapshot['dead_letter']}")
-    console.print(_table("instances", ("id", "state", "owner", "type", "created by", "age"), [
-        (i["id"], i["state"], i["owner"], i["type"], i["created_by"], f"{i['age_seconds']} s")
+    several = len({i.get("environment") for i in snapshot["instances"]}) > 1
+    console.print(_table("instances", ("id", "state", "owner", "type", "created by", "age",
+                                       *(("environment",) if several else ())), [
+        (i["id"], i["state"], i["owner"], i["type"], i["created_by"], f"{i['age_seconds']} s",
+         *((i.get("environment", ""),) if several else ()))
         for i in snapshot["instances"]]))
     console.print(_table("runners", ("id", "name", "scope", "status", "busy", "labels"), [
         (r["id"], r["name"], r["scope"], r["status"], "busy" if r["busy"] else "idle",

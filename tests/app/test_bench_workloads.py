@@ -44,3 +44,31 @@ def test_the_webhook_workload_counts_what_reached_the_queue(stack: Any) -> None:
     assert figures["answers"] == "201=20" or figures["messages_enqueued"] == 18
     assert 18 <= int(figures["messages_enqueued"]) <= 20
     assert figures["github_calls"] == 0
+
+
+def test_scale_down_over_three_configurations_stays_within_one_configurations_budget(
+        stack: Any) -> None:
+    from bench.multi import bench_scale_down_multi
+
+    figures = bench_scale_down_multi(per=6, stack=stack)
+
+    assert figures["runners"] == 18
+    assert figures["deleted"] == figures["terminated"] == 9 and figures["busy_terminated"] == 0
+    assert figures["github_delete_calls"] == 9
+    assert figures["github_calls_over_budget"] == 0  # one listing of the org, as for one
+    assert "DescribeInstances=1" in str(figures["aws_calls_by_action"])
+    assert "GetParameter=1" in str(figures["aws_calls_by_action"])  # the list's look
+
+
+def test_a_mixed_burst_launches_for_each_configuration(stack: Any) -> None:
+    from bench.multi import bench_burst_multi
+
+    figures = bench_burst_multi(n=12, stack=stack)
+
+    assert figures["runners"] == 12 and figures["left_in_queue"] == 0
+    assert figures["runners_by_config"] == "linux-x64=4, linux-arm64=4, gpu=4"
+    # One call per job (the queued check, or the JIT config), and the few a container makes
+    # once: the runner group's id, a registration token for each reuse configuration.
+    assert int(figures["github_calls"]) <= 12 + 3
+    assert "generate-jitconfig=4" in str(figures["github_calls_by_route"])
+    assert figures["redeliveries_gpu_without_jit"] == 0
