@@ -157,7 +157,7 @@ WORKLOADS = (
         "scale_down_multi", "Scale-down over 3 runner configurations x 100 runners (half idle)",
         _lazy("bench.multi", "bench_scale_down_multi"), runs=1,
         targets=(Target("github_calls_over_budget", "<=", 0), Target("aws_calls", "<=", 5)),
-        about="Issue 16: 3 configurations (CONTRACT §6) of one org, 100 registered runners each, "
+        about="Issue 16: 3 configurations (REFERENCE §6) of one org, 100 registered runners each, "
               "every other one idle past the minimum running time, 5 stale token parameters; "
               "one warm scale_down run, the configuration list's minute gone by as it is for a "
               "schedule every 5 minutes (so its look, one GetParameter, is counted). The "

@@ -1,4 +1,4 @@
-"""Several runner configurations behind one webhook (CONTRACT §6, issue 16): scale-down over three
+"""Several runner configurations behind one webhook (REFERENCE §6, issue 16): scale-down over three
 configurations and a mixed burst across them, on devstack.
 
 `scale_down_multi`: 3 configurations x 100 registered runners of one org, half of each idle past
@@ -43,7 +43,7 @@ ORG = "acme"
 X64 = ["self-hosted", "linux", "x64"]
 ARM64 = ["self-hosted", "linux", "arm64"]
 GPU = ["self-hosted", "linux", "gpu"]
-# The three configurations of both workloads, in CONTRACT §6's shape.
+# The three configurations of both workloads, in REFERENCE §6's shape.
 CONFIGS: tuple[dict[str, Any], ...] = (
     {"id": "linux-x64",
      "matcherConfig": {"labelMatchers": [X64], "exactMatch": True, "priority": 10},
@@ -241,7 +241,7 @@ def _mixed_burst(n: int, stack: Any = None, **top: str) -> Figures:
                        "repoOwnerType": "Organization", "labels": LABELS[config_id],
                        "runnerConfig": config_id})
     logged = io.StringIO()
-    # The queued check follows each configuration's ephemerality (CONTRACT §6's derived
+    # The queued check follows each configuration's ephemerality (REFERENCE §6's derived
     # default): on for the reuse ones, off for the GPU's; a top-level value would set it for all.
     env = {"SUBNET_IDS": _subnet(stack), "ENABLE_ORGANIZATION_RUNNERS": "true",
            "RUNNERS_MAXIMUM_COUNT": "-1", **top}

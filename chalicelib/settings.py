@@ -188,7 +188,8 @@ def _runners(r: EnvReader) -> dict[str, Any]:
         "runner_group_name": r.text("RUNNER_GROUP_NAME", "Default"),
         "runner_name_prefix": r.text("RUNNER_NAME_PREFIX"),
         # JIT configs register single-use runners, so they only make sense for ephemeral ones.
-        "enable_jit_config": ephemeral and r.get("ENABLE_JIT_CONFIG", ephemeral, bool_value),
+        # Read even when off, so that a configuration may name it (runner_configs.known_variables).
+        "enable_jit_config": r.get("ENABLE_JIT_CONFIG", ephemeral, bool_value) and ephemeral,
         "enable_job_queued_check": r.get("ENABLE_JOB_QUEUED_CHECK", not ephemeral, bool_value),
         "disable_runner_autoupdate": r.get("DISABLE_RUNNER_AUTOUPDATE", False, bool_value),
         "runner_os": cast(RunnerOs, r.get("RUNNER_OS", "linux", choice_value(RUNNER_OSES))),

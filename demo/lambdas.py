@@ -120,7 +120,7 @@ class Lambdas:
 
     def adjust_pool(self, size: int, runner_config: str | None = None) -> int:
         """One `adjust_pool` run, as a pool schedule invokes it (for one runner configuration
-        when `runner_config` is given, CONTRACT §6); the instances it launched."""
+        when `runner_config` is given, REFERENCE §6); the instances it launched."""
         ec2 = self.stack.boto("ec2")
         before = _pool_instances(ec2)
         payload: dict[str, Any] = {"poolSize": size}

@@ -37,7 +37,7 @@ class Observer:
 
     def __init__(self, stack: Any, speed: float, environment: str | Mapping[str, str]) -> None:
         """`environment`: the deployment's `ghr:environment`, or with several runner
-        configurations (CONTRACT §6) a mapping of each one's `ghr:environment` to its id."""
+        configurations (REFERENCE §6) a mapping of each one's `ghr:environment` to its id."""
         self.stack = stack
         self.speed = speed
         self.configs: dict[str, str] = {} if isinstance(environment, str) else dict(environment)

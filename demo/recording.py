@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class ConfigSample:
-    """One runner configuration's instances at one instant (CONTRACT §6)."""
+    """One runner configuration's instances at one instant (REFERENCE §6)."""
 
     config: str  # its id
     busy: int
@@ -69,7 +69,7 @@ class Recording:
     interruptions: list[tuple[float, str]] = field(default_factory=list)
     jobs_lost: int = 0
     reruns: int = 0
-    # Several runner configurations (CONTRACT §6): their ids in list order, the jobs the webhook
+    # Several runner configurations (REFERENCE §6): their ids in list order, the jobs the webhook
     # routes to each (by the scenario's labels), those completed, their waits, the instances
     # launched for each, and each one's cap.
     runner_configs: tuple[str, ...] = ()

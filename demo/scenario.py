@@ -13,7 +13,7 @@ DEFAULT_SCENARIO = SCENARIOS / "default.json"
 DEFAULT_LABELS = ("self-hosted", "linux", "x64")
 # GitHub Apps a scenario may ask for: one GetParameters call reads five (REFERENCE §10).
 MAX_APPS = 5
-# Runner configurations (CONTRACT §6): what an entry of `runnerConfigs` may hold.
+# Runner configurations (REFERENCE §6): what an entry of `runnerConfigs` may hold.
 CONFIG_ID = re.compile(r"[a-z0-9-]{1,32}")
 CONFIG_KEYS = frozenset({"id", "matcherConfig", "environment"})
 MATCHER_KEYS = frozenset({"labelMatchers", "exactMatch", "bidirectionalLabelMatch", "priority"})
@@ -57,7 +57,7 @@ class Scenario:
     # GitHub Apps installed on every owner (REFERENCE §10); the first is the webhook's.
     apps: int = 1
     interruptions: tuple[Interruption, ...] = ()
-    # Several runner configurations (CONTRACT §6's list, as written to the SSM parameter);
+    # Several runner configurations (REFERENCE §6's list, as written to the SSM parameter);
     # empty: the one configuration of the functions' environment.
     runner_configs: tuple[dict[str, Any], ...] = ()
 
@@ -67,7 +67,7 @@ class Scenario:
         return tuple(str(config["id"]) for config in self.runner_configs)
 
     def config_of(self, job: ScenarioJob) -> str | None:
-        """The configuration the webhook routes `job` to (CONTRACT §6's matching rule), None
+        """The configuration the webhook routes `job` to (REFERENCE §6's matching rule), None
         without `runnerConfigs` or when none matches."""
         position = route(job.labels, self.runner_configs)
         return None if position is None else self.config_ids[position]
@@ -159,7 +159,7 @@ def parse_scenario(data: Any, name: str = "scenario") -> Scenario:
 
 
 def runner_configs(data: Any, name: str) -> tuple[dict[str, Any], ...]:
-    """`runnerConfigs`: CONTRACT §6's list, `[{"id", "matcherConfig", "environment"}, ...]`,
+    """`runnerConfigs`: REFERENCE §6's list, `[{"id", "matcherConfig", "environment"}, ...]`,
     checked for its shape (the functions check the variables' values); one ScenarioError
     naming every problem."""
     if not isinstance(data, list) or not data:
@@ -217,7 +217,7 @@ def _config_problems(entry: dict[str, Any]) -> list[str]:
 
 def route(labels: tuple[str, ...] | list[str],
           configs: tuple[dict[str, Any], ...]) -> int | None:
-    """The position of the configuration the webhook gives a job with `labels`, by CONTRACT §6's
+    """The position of the configuration the webhook gives a job with `labels`, by REFERENCE §6's
     rule (the functions' own, chalicelib.rules.matching); None when none matches. A
     configuration without `matcherConfig` matches its own labels exactly."""
     from chalicelib.rules.matching import choose, default_matcher, matcher_of

@@ -31,7 +31,7 @@ class Schedules:
     def __init__(self, config: DemoConfig, lambdas: Lambdas, github: Any, bucket: str,
                  pool_until: float, runner_configs: tuple[str, ...] = ()) -> None:
         self.config = config
-        # With several runner configurations, one pool per configuration (CONTRACT §6's
+        # With several runner configurations, one pool per configuration (REFERENCE §6's
         # `runnerConfig` in adjust_pool's payload); None: the deployment's one configuration.
         self.pools: tuple[str | None, ...] = runner_configs or (None,)
         self.lambdas = lambdas

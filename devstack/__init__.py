@@ -122,7 +122,7 @@ class Devstack:
 
     def add_runner_configs(self, configs: list[dict[str, Any]] | tuple[dict[str, Any], ...],
                            parameter_type: str = "String") -> Deployment:
-        """Several runner configurations (CONTRACT §6): one launch template each and the SSM
+        """Several runner configurations (REFERENCE §6): one launch template each and the SSM
         parameter holding their JSON list, named by `RUNNER_CONFIGS_PARAMETER_NAME` in `env()`
         from now on."""
         if self.deployment is None:

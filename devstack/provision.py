@@ -34,7 +34,7 @@ class Deployment:
     state_table: str
     # The (id, key) parameters of the Apps after the first, in list order (REFERENCE §10).
     more_apps: tuple[tuple[str, str], ...] = ()
-    # Several runner configurations (CONTRACT §6): the SSM parameter holding their JSON list,
+    # Several runner configurations (REFERENCE §6): the SSM parameter holding their JSON list,
     # and the list as written there (each with its own launch template).
     runner_configs_parameter: str | None = None
     runner_configs: tuple[dict[str, Any], ...] = ()
@@ -63,7 +63,7 @@ class Deployment:
 
     @property
     def runner_environments(self) -> dict[str, str]:
-        """Each runner configuration's `ghr:environment` tag, by id (CONTRACT §6: its
+        """Each runner configuration's `ghr:environment` tag, by id (REFERENCE §6: its
         `ENVIRONMENT`, by default `<ENVIRONMENT>-<id>`); `{"default": ENVIRONMENT}` without a
         list."""
         if not self.runner_configs:
@@ -145,7 +145,7 @@ def deploy(clients: Any, app_id: int, private_key_pem: str,
 
 
 def config_environment(top: str, config: dict[str, Any]) -> str:
-    """The `ENVIRONMENT` of one runner configuration (CONTRACT §6)."""
+    """The `ENVIRONMENT` of one runner configuration (REFERENCE §6)."""
     return str(config.get("environment", {}).get("ENVIRONMENT") or f"{top}-{config['id']}")
 
 
@@ -160,7 +160,7 @@ def machine_labels(environment: dict[str, str]) -> tuple[str, ...]:
 def add_runner_configs(clients: Any, deployment: Deployment,
                        configs: list[dict[str, Any]] | tuple[dict[str, Any], ...],
                        parameter_type: str = "String") -> Deployment:
-    """What infra/ lays down for several runner configurations (CONTRACT §6): one launch
+    """What infra/ lays down for several runner configurations (REFERENCE §6): one launch
     template per configuration (named by its `LAUNCH_TEMPLATE_NAME`, by default
     `<ENVIRONMENT>-<id>-action-runner`, which is then written into its `environment`), and the
     SSM parameter holding the list; returns the deployment whose `env()` names the parameter.

@@ -135,7 +135,7 @@ def parse_config_args(value: str) -> ConfigArgs:
 
 class RunnerSimulation:
     """Boots, registers, runs and retires the runner instances of one environment, or of
-    several (one per runner configuration, CONTRACT §6).
+    several (one per runner configuration, REFERENCE §6).
 
     `environment` is one `ghr:environment`, or a mapping of several to the labels a runner's
     machine gives it on its own (self-hosted, OS, architecture; default self-hosted, Linux,

@@ -42,7 +42,7 @@ class Session:
         stack.deploy()
         for _ in range(apps - 1):  # more GitHub Apps, listed after the first (REFERENCE §10)
             stack.add_app()
-        if runner_configs:  # several runner configurations (CONTRACT §6)
+        if runner_configs:  # several runner configurations (REFERENCE §6)
             stack.add_runner_configs(runner_configs)
         assert stack.deployment is not None
         deployment = stack.deployment

@@ -73,7 +73,7 @@ def config_path(config: RunnerConfig) -> str:
 
 
 def configurations_json(configs: list[RunnerConfig]) -> str:
-    """The JSON list of CONTRACT §6, as an Fn::Sub string (`${Prefix}` in the names)."""
+    """The JSON list of REFERENCE §6, as an Fn::Sub string (`${Prefix}` in the names)."""
     entries = []
     for config in configs:
         launch = config.launch

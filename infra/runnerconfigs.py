@@ -9,7 +9,7 @@ A YAML list, one entry per configuration (docs/DEPLOY.md, *Several runner config
       environment: {RUNNERS_MAXIMUM_COUNT: 20}   # overrides of the functions' variables
       launchTemplate: {runner_architecture: arm64, instance_types: [m7g.large]}
 
-`id`, `matcherConfig` and `environment` become the JSON list of docs/REFERENCE.md §2 / CONTRACT §6
+`id`, `matcherConfig` and `environment` become the JSON list of docs/REFERENCE.md §6
 that the functions read from the SSM parameter named by RUNNER_CONFIGS_PARAMETER_NAME;
 `launchTemplate` becomes the configuration's own launch template, runner role and instance
 profile, start-script parameters and log groups (infra/runnerconfig_resources.py). Loading
@@ -33,7 +33,7 @@ ID = re.compile(r"^[a-z0-9-]{1,32}$")
 # CloudFormation allows 500 resources per stack, each configuration adds about 14; IAM attaches
 # 10 managed policies to a role, scale-up's has 3 plus one per 5 configurations.
 MAX_CONFIGURATIONS = 25
-# CONTRACT §6: the functions refuse these in a configuration's environment.
+# REFERENCE §6: the functions refuse these in a configuration's environment.
 NOT_OVERRIDABLE = (
     "PARAMETER_GITHUB_APP_ID_NAME", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME",
     "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME", "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_PREVIOUS_NAME",

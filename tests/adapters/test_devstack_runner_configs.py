@@ -1,4 +1,4 @@
-"""devstack with several runner configurations (CONTRACT §6, issue 16 item 6): one launch template
+"""devstack with several runner configurations (REFERENCE §6, issue 16 item 6): one launch template
 per configuration, the SSM parameter with the list, the functions' environment naming it, and the
 runner simulation registering each configuration's runners with its machine's labels."""
 

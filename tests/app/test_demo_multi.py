@@ -1,5 +1,5 @@
 """`make demo SCENARIO=multi`, shortened: Linux x64, Linux arm64 and GPU jobs together behind one
-webhook (CONTRACT §6, issue 16 item 6). Each job is routed to its configuration, launched on that
+webhook (REFERENCE §6, issue 16 item 6). Each job is routed to its configuration, launched on that
 configuration's instances, run by a runner carrying its labels; the summary and the chart show
 each configuration."""
 

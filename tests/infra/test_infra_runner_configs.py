@@ -1,6 +1,6 @@
 """Several runner configurations (infra/runnerconfigs.py, infra/runnerconfig_resources.py):
 one launch template, runner role, instance profile and log groups each, the SSM list of
-CONTRACT §6 the functions read, and IAM that covers every configuration's runners."""
+REFERENCE §6 the functions read, and IAM that covers every configuration's runners."""
 
 from __future__ import annotations
 
@@ -428,3 +428,31 @@ def test_a_pool_schedule_of_the_build_configuration_sizes_its_runner_configurati
     assert json.loads(target["Input"]) == {"poolSize": 1, "runnerConfig": "gpu"}
     with pytest.raises(buildconfig.BuildConfigError, match="gpu is not the id"):
         build.configured_outputs(config, tmp_path / "plain")
+
+
+@pytest.mark.parametrize("function", ["scale_up", "scale_down", "adjust_pool", "webhook"])
+def test_the_functions_accept_the_list_the_build_writes(template: dict[str, Any],
+                                                        function: Any) -> None:
+    """The build's list read by the functions' own parser, over the environment the stack
+    gives them: every entry accepted, each with its template, OS, architecture and cap."""
+    from chalicelib.runner_configs import load_top_settings, parse_runner_configs
+
+    env = {"ENVIRONMENT": "ci", "SUBNET_IDS": "subnet-a", "LAUNCH_TEMPLATE_NAME": "ci-runner",
+           "SSM_TOKEN_PATH": "/github-action-runners/ci/runners/tokens",
+           "SSM_CONFIG_PATH": "/github-action-runners/ci/runners/config",
+           "PARAMETER_GITHUB_APP_ID_NAME": "/id", "PARAMETER_GITHUB_APP_KEY_BASE64_NAME": "/key",
+           "PARAMETER_GITHUB_APP_WEBHOOK_SECRET_NAME": "/secret", "SQS_URL_WEBHOOK": "q",
+           "STATE_TABLE_NAME": "ci-state", "RUNNER_OWNER": "acme",
+           "RUNNER_CONFIGS_PARAMETER_NAME": "/github-action-runners/ci/runners/configurations"}
+    text = json.dumps(configurations(template))
+    parsed = parse_runner_configs(text, env, function, load_top_settings(env, function))
+
+    settings = {config.id: config.settings for config in parsed.configs}
+    assert list(settings) == list(IDS)
+    assert {i: s.environment for i, s in settings.items()} == {i: f"ci-{i}" for i in IDS}
+    assert settings["linux-arm64"].runner_architecture == "arm64"
+    assert settings["windows"].runner_os == "windows"
+    assert settings["gpu"].enable_jit_config and settings["gpu"].runners_maximum_count == 4
+    assert settings["gpu"].ami_id_ssm_parameter_name is not None
+    assert settings["linux-x64"].ami_id_ssm_parameter_name is None  # "" is unset
+    assert settings["linux-x64"].launch_template_name == "ci-linux-x64-action-runner"

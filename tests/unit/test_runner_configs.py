@@ -150,8 +150,15 @@ def test_every_non_overridable_variable_is_refused() -> None:
 
 def test_the_variables_a_configuration_may_name_are_the_ones_the_settings_read() -> None:
     assert {"RUNNERS_MAXIMUM_COUNT", "SCALE_DOWN_CONFIG", "JOB_RETRY_CONFIG",
-            "RUNNER_OS", "AMI_FILTER", "RUNNER_OWNER"} <= known_variables()
+            "RUNNER_OS", "AMI_FILTER", "RUNNER_OWNER", "ENABLE_JIT_CONFIG"} <= known_variables()
     assert "AWS_REGION" not in known_variables()
+
+
+def test_a_configuration_may_turn_jit_configs_off_or_on() -> None:
+    on, off = parse([{**GPU, "id": "on"},
+                     {**GPU, "id": "off", "environment": {**GPU["environment"],
+                                                          "ENABLE_JIT_CONFIG": "false"}}]).configs
+    assert on.settings.enable_jit_config and not off.settings.enable_jit_config
 
 
 def test_without_a_list_there_is_one_configuration_default_of_the_environment() -> None:
