@@ -63,7 +63,8 @@ class _Lambdas:
     def scale_down(self) -> None:
         self.calls.append(("scale_down", None))
 
-    def adjust_pool(self, size: int) -> int:
+    def adjust_pool(self, size: int, runner_config: str | None = None) -> int:
+        assert runner_config is None  # one configuration: the pool names none
         self.calls.append(("adjust_pool", size))
         return size
 
