@@ -28,6 +28,8 @@ TAG_RUNNER_ID = "ghr:github_runner_id"
 TAG_RESERVATION = "ghr:reservation"
 # Set by ec2_events on an instance whose spot interruption warning came, to the event's time.
 TAG_INTERRUPTED = "ghr:interrupted"
+# An EC2 instance id, as runner names end with one (`<RUNNER_NAME_PREFIX><instance id>`).
+INSTANCE_ID_PATTERN = r"i-[0-9a-f]{8,17}"
 APPLICATION = "github-action-runner"
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from chalicelib.aws.errors import error_code, translate
+from chalicelib.errors import PermanentError
 from chalicelib.logs import get_logger
 
 log = get_logger(__name__)
@@ -107,7 +108,10 @@ class Ssm:
             raise translate(error, f"ssm PutParameter {name}") from error
 
     def parameters_under(self, path: str) -> list[ParameterInfo]:
-        """Every parameter under `path` (recursively), with its last modification time."""
+        """Every parameter under `path` (recursively), with its last modification time. The
+        root is refused: its parameters are not one function's to judge."""
+        if not path.strip("/"):
+            raise PermanentError(f"ssm DescribeParameters: refusing to list the root ({path!r})")
         found: list[ParameterInfo] = []
         try:
             # DescribeParameters returns metadata only: no values, no decryption, 50 a page.

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from chalicelib.models import APPLICATION, TAG_APPLICATION, TAG_ENVIRONMENT, Instance
+from chalicelib.models import (
+    APPLICATION,
+    INSTANCE_ID_PATTERN,
+    TAG_APPLICATION,
+    TAG_ENVIRONMENT,
+    Instance,
+)
 
 INTERRUPTION = "EC2 Spot Instance Interruption Warning"
 STATE_CHANGE = "EC2 Instance State-change Notification"
@@ -26,7 +32,7 @@ EVENT_PATTERN: dict[str, Any] = {
     "detail-type": [INTERRUPTION, STATE_CHANGE],
     "$or": [{"detail-type": [INTERRUPTION]}, {"detail": {"state": list(ENDING_STATES)}}],
 }
-INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+INSTANCE_ID = re.compile(INSTANCE_ID_PATTERN)
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Literal
 
-from chalicelib.models import RunnerType
+from chalicelib.models import INSTANCE_ID_PATTERN, RunnerType
 
 OwnerKey = tuple[str, RunnerType]
 RemovalKind = Literal["orphan", "idle", "ghost"]
@@ -49,7 +49,7 @@ def instance_id_of(runner_name: str, prefix: str) -> str | None:
     if not runner_name.startswith(prefix):
         return None
     rest = runner_name[len(prefix):]
-    return rest if re.fullmatch(r"i-[0-9a-f]{8,17}", rest) else None
+    return rest if re.fullmatch(INSTANCE_ID_PATTERN, rest) else None
 
 
 def mark_value(now: datetime) -> str:

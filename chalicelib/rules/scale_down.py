@@ -46,7 +46,7 @@ from chalicelib.rules.removals import (
     instance_id_of,
     parse_mark,
 )
-from chalicelib.rules.runners import runners_by_name
+from chalicelib.rules.runners import runners_by_instance
 from chalicelib.settings import Settings
 
 __all__ = ["GhostFacts", "OwnerKey", "Removal", "RemovalKind", "instance_id_of"]
@@ -122,15 +122,15 @@ def classify_instance(
     settings: Settings,
     now: datetime,
 ) -> InstanceDecision:
-    """Decide one live instance from its owner's runners by name (`rules.runners`; None: the
-    owner's listing failed)."""
+    """Decide one live instance from its owner's runners by instance id (`rules.runners`; None:
+    the owner's listing failed)."""
     if instance.bypass_removal:
         return InstanceDecision("keep", "bypass")
     if owner_runners is None:
         return InstanceDecision("skip", "owner_unknown")
     age = now - instance.launch_time
     boot = timedelta(minutes=settings.runner_boot_time_in_minutes)
-    runner = owner_runners.get(settings.runner_name_prefix + instance.instance_id)
+    runner = owner_runners.get(instance.instance_id)
     if runner is None:
         if age < boot:
             return InstanceDecision("keep", "booting")
@@ -179,8 +179,8 @@ def plan_scale_down(
     window = active_window(settings.scale_down_config, now)
     idle_count = window.idle_count if window else 0
     strategy = window.eviction_strategy if window else "oldest_first"
-    by_name = {owner: runners_by_name(listed) for owner, listed in runners.items()}
-    decided = [(instance, classify_instance(instance, by_name.get(owner_key(instance)),
+    by_instance = {owner: runners_by_instance(listed) for owner, listed in runners.items()}
+    decided = [(instance, classify_instance(instance, by_instance.get(owner_key(instance)),
                                             settings, now))
                for instance in instances if instance.state in LIVE_STATES]
     kept = dict(Counter(d.reason for _, d in decided if d.verdict in ("keep", "skip", "mark")))
@@ -199,7 +199,7 @@ def plan_scale_down(
         kept=kept,
         skipped_owners=tuple(sorted({owner_key(i) for i, d in decided if d.verdict == "skip"})),
         mark=tuple(sorted(i.instance_id for i, d in decided if d.verdict == "mark")),
-        unmark=_registered_after_all(decided, by_name, settings),
+        unmark=_registered_after_all(decided, by_instance),
         unknown_instance_ids=ghosts.unknown,
         mark_absent=ghosts.mark_absent,
         clear_absent=ghosts.clear_absent,
@@ -213,15 +213,15 @@ def owner_key(instance: Instance) -> OwnerKey:
 
 
 def _registered_after_all(decided: Sequence[tuple[Instance, InstanceDecision]],
-                          by_name: Mapping[OwnerKey, Mapping[str, Runner]],
-                          settings: Settings) -> tuple[str, ...]:
+                          by_instance: Mapping[OwnerKey, Mapping[str, Runner]]
+                          ) -> tuple[str, ...]:
     """Marked instances whose runner is listed now: it booted slowly, or a listing missed it.
     Their mark goes, so that a later absence waits a whole interval again."""
     return tuple(sorted(
         i.instance_id for i, d in decided
         if d.verdict != "skip" and not i.bypass_removal
         and i.tag(TAG_ORPHAN_SUSPECTED) is not None
-        and settings.runner_name_prefix + i.instance_id in by_name.get(owner_key(i), {})))
+        and i.instance_id in by_instance.get(owner_key(i), {})))
 
 
 def _orphan(instance: Instance, decision: InstanceDecision, settings: Settings) -> Removal:

@@ -215,8 +215,11 @@ class _Run:
     def clean_tokens(self, live_instance_ids: frozenset[str]) -> tuple[str, ...]:
         """Delete token parameters past their lifetime or whose instance is not live (R-SSM-04)."""
         try:
-            parameters = [p for path in dict.fromkeys(s.ssm_token_path for s in self.scopes)
-                          for p in self.ssm.parameters_under(path)]
+            # A scope without a token path (the top level, when every configuration sets its
+            # own) has no tokens: listing "" would list every parameter of the region.
+            paths = dict.fromkeys(s.ssm_token_path for s in self.scopes
+                                  if s.ssm_token_path.strip("/"))
+            parameters = [p for path in paths for p in self.ssm.parameters_under(path)]
             stale = plan_stale_tokens(parameters, live_instance_ids, self.now)
             self.ssm.delete_parameters(stale)
         except GhrError as error:

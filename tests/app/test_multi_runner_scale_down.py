@@ -182,3 +182,25 @@ def test_sync_runner_binaries_caches_every_configurations_os_and_architecture(
                     "actions-runner-windows-x64.zip"]
     body = s3.get_object(Bucket="binaries", Key="actions-runner-linux-arm64.tar.gz")["Body"]
     assert body.read() == stack.github.release_bytes("linux", "arm64")
+
+
+def test_stale_tokens_are_looked_for_only_under_token_paths(
+        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every configuration sets its token path and the top level has none: the top-level scope
+    lists no parameters (listing "" would list, and judge, every parameter of the region)."""
+    tokens = stack.deployment.token_path
+    monkeypatch.delenv("SSM_TOKEN_PATH")
+    use_configs(stack, monkeypatch, [config("a", SSM_TOKEN_PATH=tokens),
+                                     config("b", SSM_TOKEN_PATH=tokens)])
+    monkeypatch.setattr(scale_down, "utcnow", lambda: later(120))
+    ssm = stack.boto("ssm")
+    ssm.put_parameter(Name="/another-team/setting", Value="x", Type="String")
+    ssm.put_parameter(Name=f"{tokens}/i-0123456789abcdef0", Value="old", Type="SecureString")
+
+    invoke_scale_down()
+
+    names = {p["Name"] for page in ssm.get_paginator("describe_parameters").paginate()
+             for p in page["Parameters"]}
+    assert f"{tokens}/i-0123456789abcdef0" not in names  # a stale token: deleted
+    assert {"/another-team/setting", stack.deployment.app_key_parameter,
+            stack.deployment.webhook_secret_parameter} <= names

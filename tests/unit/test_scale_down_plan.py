@@ -220,6 +220,18 @@ def test_plan_prefix_matches_runner_to_instance() -> None:
     assert removed(result, "idle") == {instance.instance_id}
 
 
+def test_plan_runner_under_another_prefix_is_still_its_instances() -> None:
+    """A prefix changed since launch (a runner configuration edited, or an environment taken
+    over by a configuration with a prefix of its own): the busy runner registered under the old
+    name keeps its instance, never taken for an orphan; an idle one is removed as idle."""
+    busy, idle = make_instance(age_min=60), make_instance(age_min=60)
+    runners = [make_runner(busy, busy=True, prefix="old-"), make_runner(idle, prefix="")]
+    result = plan([busy, idle], runners, settings(prefix="new-"))
+    assert removed(result, "idle") == {idle.instance_id}
+    assert busy.instance_id not in removed(result) and busy.instance_id not in result.mark
+    assert result.kept.get("busy") == 1
+
+
 def test_plan_bypass_instances_are_never_removed_on_any_path() -> None:
     idle = make_instance(age_min=30, bypass=True)
     orphan_offline = make_instance(age_min=30, bypass=True)
