@@ -10,7 +10,7 @@ from typing import Any
 from chalice.app import Chalice, CloudWatchEvent, Response
 
 from chalicelib import logs, metrics, wiring
-from chalicelib.errors import ConfigError, RetryableError
+from chalicelib.errors import ConfigError, GhrError, RetryableError
 from chalicelib.rules.ec2_events import EVENT_PATTERN
 
 app = Chalice(app_name="github-runners")
@@ -103,7 +103,7 @@ def webhook() -> Response:
         deps = wiring.webhook()
     except ConfigError as error:
         result = misconfigured(request.headers, error)
-    except RetryableError as error:  # the runner configurations' parameter could not be read
+    except GhrError as error:  # the runner configurations' parameter could not be read
         result = unavailable(request.headers, error)
     else:
         result = handle_delivery(request.headers, request.raw_body, deps)

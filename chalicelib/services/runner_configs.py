@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from chalicelib.aws.ssm import Ssm
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, RetryableError
 from chalicelib.logs import get_logger
 from chalicelib.runner_configs import PARAMETER, RunnerConfigs, parse_runner_configs, single
 from chalicelib.settings import FunctionName, Settings
@@ -34,6 +34,7 @@ class RunnerConfigSource:
         self._lock = threading.Lock()
         self._current: RunnerConfigs | None = None
         self._checked = 0.0
+        self._failed: ConfigError | None = None  # the last list read was bad
         if top.runner_configs_parameter_name is None:
             self._current = single(top)
 
@@ -44,18 +45,40 @@ class RunnerConfigSource:
             current = self._current
             if name is None and current is not None:
                 return current
-            if current is not None and not fresh \
-                    and self.clock() - self._checked < RECHECK_SECONDS:
-                return current
+            if not fresh and self.clock() - self._checked < RECHECK_SECONDS:
+                if self._failed is not None:
+                    raise self._failed  # a bad list: looked at again after a minute, not per call
+                if current is not None:
+                    return current
             assert name is not None and self.ssm is not None
-            found = self.ssm.get_versioned(name)
-            if found is None:
-                raise ConfigError(f"{PARAMETER}: parameter {name} does not exist")
-            text, version = found
-            if current is None or current.version != version:
-                # A bad list raises here, on every invocation until it is fixed.
-                current = parse_runner_configs(text, self.env, self.function, self.top, version)
-                log.info("runner configurations read", parameter=name, version=version,
-                         ids=[c.id for c in current.configs])
-            self._current, self._checked = current, self.clock()
+            try:
+                found = self.ssm.get_versioned(name)
+            except RetryableError as error:
+                if current is None or fresh or self._failed is not None:
+                    raise
+                # SSM throttled or failed: the list read a minute ago still holds.
+                log.warning("runner configurations not looked at; the last read is used",
+                            parameter=name, error=str(error))
+                return current
+            self._checked = self.clock()
+            self._failed = None
+            try:
+                current = self._parsed(name, found, current)
+            except ConfigError as error:
+                self._failed = error
+                raise
+            self._current = current
             return current
+
+    def _parsed(self, name: str, found: tuple[str, int] | None,
+                current: RunnerConfigs | None) -> RunnerConfigs:
+        """The list of `found` (its text and version), parsed unless its version is current's."""
+        if found is None:
+            raise ConfigError(f"{PARAMETER}: parameter {name} does not exist")
+        text, version = found
+        if current is not None and current.version == version:
+            return current
+        parsed = parse_runner_configs(text, self.env, self.function, self.top, version)
+        log.info("runner configurations read", parameter=name, version=version,
+                 ids=[c.id for c in parsed.configs])
+        return parsed

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from chalicelib import logs, metrics
 from chalicelib.aws.sqs import BuildQueue
 from chalicelib.aws.state import StateTable
-from chalicelib.errors import ConfigError, PermanentError, RetryableError
+from chalicelib.errors import ConfigError, GhrError, PermanentError, RetryableError
 from chalicelib.messages import JobMessage
 from chalicelib.rules import signature as webhook_signature
 from chalicelib.rules.matching import choose
@@ -124,9 +124,9 @@ def misconfigured(headers: Mapping[str, str], error: ConfigError) -> WebhookResu
     return _answer(500, "config_error", "configuration error", started, problems=error.problems)
 
 
-def unavailable(headers: Mapping[str, str], error: RetryableError) -> WebhookResult:
-    """The answer to a delivery when the runner configurations (§6) could not be read: a
-    logged 503, which GitHub's redelivery may turn into a 201."""
+def unavailable(headers: Mapping[str, str], error: GhrError) -> WebhookResult:
+    """The answer to a delivery when the runner configurations (§6) could not be read (SSM
+    failed, or refused the read): a logged 503, which GitHub's redelivery may turn into a 201."""
     started = time.monotonic()
     delivery = _read_headers(headers)
     logs.bind(delivery_id=delivery.delivery_id, github_event=delivery.event)

@@ -113,6 +113,18 @@ def test_webhook_answers_503_when_the_list_cannot_be_read_and_routes_on_redelive
     assert routed(webhook) == ["linux"]
 
 
+def test_webhook_answers_503_when_ssm_refuses_the_list(
+        webhook: Webhook, stack: Any, monkeypatch: pytest.MonkeyPatch,
+        log_lines: list[str]) -> None:
+    use_configs(stack, monkeypatch, ROUTED)
+    stack.aws_faults.fail_next("ssm", "GetParameter", "AccessDeniedException", times=1)
+    response = post_labels(webhook, LINUX)
+    assert response.status_code == 503  # named in the log line, not a bare 500
+    [line] = [json.loads(x) for x in log_lines if '"webhook delivery"' in x]
+    assert "AccessDeniedException" in line["error"]
+    assert webhook.queued() == []
+
+
 # scale_up
 
 

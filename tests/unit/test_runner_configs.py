@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib.errors import ConfigError
+from chalicelib.errors import ConfigError, RetryableError
 from chalicelib.rules.matching import default_matcher
 from chalicelib.runner_configs import (
     known_variables,
@@ -175,9 +175,12 @@ def test_without_a_list_there_is_one_configuration_default_of_the_environment() 
 class _Ssm:
     def __init__(self, entries: list[Any]) -> None:
         self.value, self.version, self.calls = json.dumps(entries), 1, 0
+        self.failing = False
 
     def get_versioned(self, name: str) -> tuple[str, int] | None:
         self.calls += 1
+        if self.failing:
+            raise RetryableError("ssm GetParameter: ThrottlingException")
         return (self.value, self.version) if name == PARAMETER else None
 
 
@@ -194,6 +197,37 @@ def test_the_list_is_looked_at_again_at_most_once_a_minute_and_parsed_when_it_ch
     ssm.value, ssm.version = json.dumps([LINUX, GPU]), 2
     assert [c.id for c in source.get(fresh=True).configs] == ["linux-x64", "gpu"]
     assert ssm.calls == 3
+
+
+def test_a_bad_new_list_fails_every_call_and_is_looked_at_again_only_after_a_minute() -> None:
+    ssm, now = _Ssm([LINUX]), [0.0]
+    source = RunnerConfigSource(load_top_settings(BASE, "scale_up"), BASE, "scale_up",
+                                ssm, clock=lambda: now[0])  # type: ignore[arg-type]
+    source.get()
+    ssm.value, ssm.version = json.dumps([LINUX, LINUX]), 2  # duplicate ids
+    now[0] = RECHECK_SECONDS + 1
+    for _ in range(3):  # the bad list fails each call, read once
+        with pytest.raises(ConfigError, match="id must be unique"):
+            source.get()
+    assert ssm.calls == 2
+    ssm.value, ssm.version = json.dumps([GPU]), 3
+    now[0] = 2 * RECHECK_SECONDS + 2
+    assert [c.id for c in source.get().configs] == ["gpu"] and ssm.calls == 3
+
+
+def test_a_failing_ssm_keeps_the_list_read_before_but_not_a_first_or_fresh_read() -> None:
+    ssm, now = _Ssm([LINUX]), [0.0]
+    source = RunnerConfigSource(load_top_settings(BASE, "scale_up"), BASE, "scale_up",
+                                ssm, clock=lambda: now[0])  # type: ignore[arg-type]
+    ssm.failing = True
+    with pytest.raises(RetryableError):
+        source.get()
+    ssm.failing = False
+    first = source.get()
+    ssm.failing, now[0] = True, RECHECK_SECONDS + 1
+    assert source.get() is first
+    with pytest.raises(RetryableError):
+        source.get(fresh=True)  # an unknown id asks SSM itself: its error is the answer
 
 
 def test_a_missing_parameter_is_a_configuration_error() -> None:
