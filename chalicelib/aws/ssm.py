@@ -48,17 +48,19 @@ class Ssm:
         # role may decrypt with. None leaves SSM's default key (aws/ssm).
         self.token_key_id = token_key_id
 
-    def put_runner_config(self, name: str, value: str,
-                          tags: Mapping[str, str] | None = None) -> None:
-        """Write a secret runner configuration as a SecureString, overwriting any old one.
+    def put_runner_config(self, name: str, value: str, tags: Mapping[str, str] | None = None,
+                          key_id: str | None = None) -> None:
+        """Write a secret runner configuration as a SecureString, overwriting any old one, with
+        `key_id` (a runner configuration's RUNNER_TOKEN_KMS_KEY_ID) or the adapter's key.
 
         With `tags` (e.g. the instance id an instance policy matches on), the parameter is
         created with them; SSM refuses tags together with Overwrite, so a parameter that
         already exists is overwritten without them.
         """
         base = {"Name": name, "Value": value, "Type": "SecureString", "Tier": tier_for(value)}
-        if self.token_key_id:
-            base["KeyId"] = self.token_key_id
+        key = key_id or self.token_key_id
+        if key:
+            base["KeyId"] = key
         try:
             if tags:
                 try:

@@ -241,7 +241,8 @@ class Launcher:
                 value, runner_id = jit.encoded_jit_config, jit.runner_id
             else:
                 value = registration.arguments
-            self.ssm.put_runner_config(name, value, tags={"InstanceId": instance_id})
+            self.ssm.put_runner_config(name, value, tags={"InstanceId": instance_id},
+                                       key_id=settings.runner_token_kms_key_id)
         except ConfigError:
             raise  # every instance fails alike: the launch terminates them and re-raises
         except GhrError as error:

@@ -40,6 +40,22 @@ def test_scale_up_encrypts_registration_parameters_with_the_runner_token_key(
     assert set(keys.values()) == {key}
 
 
+def test_a_runner_configuration_encrypts_with_its_own_runner_token_key(
+        scale_up: ScaleUpHarness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each configuration's runner role may decrypt only its own key (docs/REFERENCE.md §6)."""
+    from multi_runner_support import config, use_configs
+
+    stack = scale_up.stack
+    key = runner_key(stack)
+    scale_up.configure(ENABLE_ORGANIZATION_RUNNERS="true")
+    use_configs(stack, monkeypatch, [config("gpu", RUNNER_TOKEN_KMS_KEY_ID=key)])
+
+    outcome = scale_up.invoke(job_body(stack.github.add_job(ORG, "app", ["self-hosted"])))
+
+    assert outcome.failures == []
+    assert list(token_keys(stack).values()) == [key]
+
+
 def test_without_a_runner_token_key_parameters_use_the_default_key(
         scale_up: ScaleUpHarness) -> None:
     stack = scale_up.stack
