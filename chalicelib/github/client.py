@@ -1,8 +1,5 @@
-"""The GitHub adapter: the domain calls the functions make, as a GitHub App installation.
-
-Raw GitHub JSON stops here; callers get `Runner`, `JitConfig`, plain strings and
-the project's errors. Authentication lives in `github_auth`, transport rules in `github_http`.
-"""
+"""The GitHub adapter: the domain calls the functions make, as a GitHub App installation. Raw
+GitHub JSON stops here; callers get `Runner`, `JitConfig`, plain strings and our errors."""
 
 from __future__ import annotations
 
@@ -32,7 +29,6 @@ log = get_logger(__name__)
 
 DeleteOutcome = Literal["deleted", "busy", "not_found"]
 RerunOutcome = Literal["requested", "run_in_progress", "forbidden", "not_found", "refused"]
-
 
 JIT_PATH = "/actions/runners/generate-jitconfig"
 
@@ -159,9 +155,7 @@ class GitHubClient:
         secondary limit."""
         key = (runner_type, owner)
         # One mint at a time per owner: its groups in several configurations run side by side.
-        with self._registration_lock:
-            owner_lock = self._registration_locks.setdefault(key, threading.Lock())
-        with owner_lock:
+        with self._lock_of(key):
             cached = self._registration.get(key)
             if cached is not None and self._clock() - cached[1] < reuse_for:
                 return cached[0]
@@ -192,8 +186,16 @@ class GitHubClient:
 
     def runner_group_id(self, org: str, group_name: str, installation_id: int = 0) -> int:
         """The id of `org`'s runner group `group_name`, cached in SSM and in memory."""
-        if (org, group_name) in self._groups:
-            return self._groups[(org, group_name)]
+        with self._lock_of(("group:" + org, group_name)):  # one look-up at a time
+            if (org, group_name) not in self._groups:
+                self._groups[(org, group_name)] = self._group_id(org, group_name, installation_id)
+        return self._groups[(org, group_name)]
+
+    def _lock_of(self, key: tuple[str, str]) -> threading.Lock:
+        with self._registration_lock:
+            return self._registration_locks.setdefault(key, threading.Lock())
+
+    def _group_id(self, org: str, group_name: str, installation_id: int) -> int:
         parameter = f"{self.config.runner_group_cache_path}/{group_name}"
         group_id = self._cached_group(parameter)
         if group_id is None:
@@ -208,7 +210,6 @@ class GitHubClient:
                 )
             group_id = int(found[0]["id"])
             self._store_group(parameter, group_id)
-        self._groups[(org, group_name)] = group_id
         return group_id
 
     def _cached_group(self, parameter: str) -> int | None:
