@@ -68,6 +68,7 @@ class GitHubApps:
         # Owner -> App index -> calls served since the last summary (the invocation's log line).
         self._served: dict[str, Counter[int]] = {}
         self._lock = threading.Lock()
+        self._in_flight: Counter[tuple[str, int]] = Counter()  # (owner, App index): under way
 
     @property
     def primary(self) -> AppAuth:
@@ -92,9 +93,11 @@ class GitHubApps:
             result = work(self.apps[0].calls, hint)
             self._count(owner, self.apps[0])
             return result
-        order = self._order(owner, runner_type)
+        order = self._order(owner, runner_type)  # its first App's call counted under way
         failure: GhrError | None = None
         for place, app in enumerate(order):
+            if place:
+                self._flight(owner, app, 1)
             try:
                 # The message's installation id is the webhook App's; the others look theirs up.
                 result = work(app.calls, hint if app.auth.index == 0 else 0)
@@ -109,6 +112,8 @@ class GitHubApps:
                 self._skip(app, owner, runner_type, error)
                 failure = failure or error
                 continue
+            finally:
+                self._flight(owner, app, -1)
             self._count(owner, app)
             return result
         assert failure is not None
@@ -118,20 +123,30 @@ class GitHubApps:
         with self._lock:
             self._served.setdefault(owner, Counter())[app.auth.index] += 1
 
+    def _flight(self, owner: str, app: _App, change: int) -> None:
+        with self._lock:
+            self._in_flight[(owner, app.auth.index)] += change
+
     def _order(self, owner: str, runner_type: RunnerType) -> list[_App]:
+        """The Apps to try, best first; the first one's call is counted under way at once, so
+        that concurrent calls choose with it."""
         now = self.clock()
         budgets = dict(self.http.budgets)
-        standings = []
-        for app in self.apps:
-            index = app.auth.index
-            installation = app.auth.known_installation(owner, runner_type)
-            seen = budgets.get(f"installation:{installation}") if installation else None
-            with self._lock:
+        installations = [app.auth.known_installation(owner, runner_type) for app in self.apps]
+        with self._lock:
+            standings = []
+            for app, installation in zip(self.apps, installations, strict=True):
+                index = app.auth.index
+                seen = budgets.get(f"installation:{installation}") if installation else None
                 until = max(self._skipped.get((index, None, ""), 0.0),
                             self._skipped.get((index, runner_type, owner), 0.0))
-            standings.append(AppStanding(index, remaining=seen[0] if seen else None,
-                                         reset=seen[1] if seen else None, skipped_until=until))
-        return [self.apps[index] for index in app_order(standings, now)]
+                standings.append(AppStanding(
+                    index, remaining=seen[0] if seen else None, reset=seen[1] if seen else None,
+                    skipped_until=until, in_flight=self._in_flight[(owner, index)],
+                    probing=installation is None and self._in_flight[(owner, index)] > 0))
+            order = [self.apps[index] for index in app_order(standings, now)]
+            self._in_flight[(owner, order[0].auth.index)] += 1
+        return order
 
     def _skip(self, app: _App, owner: str, runner_type: RunnerType, error: GhrError) -> None:
         # A refused JWT fails the App on every owner (its key, its id or the clock); the rest

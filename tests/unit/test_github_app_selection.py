@@ -205,3 +205,15 @@ def test_the_order_holds_each_usable_app_once_best_budget_first(
     budgets = [standings[i].budget(NOW) for i in order]
     if any(not s.skipped_until for s in standings):
         assert budgets == sorted(budgets, reverse=True)
+
+
+def test_calls_under_way_spread_concurrent_calls_before_any_budget_is_seen() -> None:
+    fresh = [AppStanding(0, in_flight=3), AppStanding(1, in_flight=2)]
+    assert app_order(fresh, now=0.0)[0] == 1
+    seen = [AppStanding(0, remaining=100, in_flight=10), AppStanding(1, remaining=95)]
+    assert app_order(seen, now=0.0)[0] == 1  # 90 left once the calls under way are answered
+
+
+def test_an_app_whose_installation_is_being_looked_up_is_tried_last() -> None:
+    standings = [AppStanding(0, remaining=10, in_flight=4), AppStanding(1, probing=True)]
+    assert app_order(standings, now=0.0) == (0, 1)
