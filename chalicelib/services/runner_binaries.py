@@ -202,5 +202,15 @@ def run_sync(deps: SyncDeps) -> SyncResult | None:
     if not wanted:
         log.info("runner binaries syncer disabled; nothing cached")
         return None
-    results = [sync_runner_binaries(s, deps.find_release, deps.s3) for s in wanted.values()]
+    results: list[SyncResult] = []
+    failures: list[GhrError] = []
+    for scope in wanted.values():  # one OS or architecture failing leaves the others synced
+        try:
+            results.append(sync_runner_binaries(scope, deps.find_release, deps.s3))
+        except GhrError as error:
+            log.error("runner binaries not synced", os=scope.runner_os,
+                      architecture=scope.runner_architecture, error=str(error))
+            failures.append(error)
+    if failures:
+        raise failures[0]  # the run fails, so that the schedule's failure shows
     return results[0]

@@ -204,3 +204,21 @@ def test_stale_tokens_are_looked_for_only_under_token_paths(
     assert f"{tokens}/i-0123456789abcdef0" not in names  # a stale token: deleted
     assert {"/another-team/setting", stack.deployment.app_key_parameter,
             stack.deployment.webhook_secret_parameter} <= names
+
+
+def test_one_archive_failing_to_sync_leaves_the_others_synced_and_fails_the_run(
+        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = stack.boto("s3")
+    s3.create_bucket(Bucket="binaries",
+                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
+    monkeypatch.setenv("RUNNER_BINARIES_BUCKET", "binaries")
+    use_configs(stack, monkeypatch, [config("linux"), config("arm", RUNNER_ARCHITECTURE="arm64")])
+    stack.aws_faults.fail_next("s3", "HEAD /binaries/actions-runner-linux-x64.tar.gz",
+                               "AccessDenied", status=403)
+
+    with Client(app, stage_name=STAGE) as client, pytest.raises(Exception, match="HeadObject"):
+        client.lambda_.invoke("sync_runner_binaries", client.events.generate_cw_event(
+            source="aws.events", detail_type="Scheduled Event", detail={}, resources=[]))
+
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="binaries").get("Contents", [])]
+    assert keys == ["actions-runner-linux-arm64.tar.gz"]  # synced after the x64 one failed
