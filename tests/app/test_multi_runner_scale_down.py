@@ -163,12 +163,18 @@ def test_a_job_lost_on_an_interrupted_runner_of_any_configuration_is_rerun(
     assert ghr.fake.count(route="POST /repos/{owner}/{repo}/actions/jobs/{job_id}/rerun") == 1
 
 
-def test_sync_runner_binaries_caches_every_configurations_os_and_architecture(
-        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def binaries_bucket(stack: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The syncer's bucket, named in the functions' environment; its S3 client."""
     s3 = stack.boto("s3")
     s3.create_bucket(Bucket="binaries",
                      CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
     monkeypatch.setenv("RUNNER_BINARIES_BUCKET", "binaries")
+    return s3
+
+
+def test_sync_runner_binaries_caches_every_configurations_os_and_architecture(
+        stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    s3 = binaries_bucket(stack, monkeypatch)
     use_configs(stack, monkeypatch, [
         config("linux"), config("arm", RUNNER_ARCHITECTURE="arm64"),
         config("win", RUNNER_OS="windows"), config("linux-big", INSTANCE_TYPES="m5.4xlarge")])
@@ -208,10 +214,7 @@ def test_stale_tokens_are_looked_for_only_under_token_paths(
 
 def test_one_archive_failing_to_sync_leaves_the_others_synced_and_fails_the_run(
         stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
-    s3 = stack.boto("s3")
-    s3.create_bucket(Bucket="binaries",
-                     CreateBucketConfiguration={"LocationConstraint": "eu-west-1"})
-    monkeypatch.setenv("RUNNER_BINARIES_BUCKET", "binaries")
+    s3 = binaries_bucket(stack, monkeypatch)
     use_configs(stack, monkeypatch, [config("linux"), config("arm", RUNNER_ARCHITECTURE="arm64")])
     stack.aws_faults.fail_next("s3", "HEAD /binaries/actions-runner-linux-x64.tar.gz",
                                "AccessDenied", status=403)
