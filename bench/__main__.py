@@ -9,11 +9,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bench.burst_concurrency import DEFAULT_CONCURRENCY
-from bench.common import Figures, Target, Workload, python_command, run_all
+from bench.common import Figures, Result, Target, Workload, markdown, python_command, run_all
+from bench.update import updated
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -202,13 +203,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=ROOT / "BENCHMARKS.md",
                         help="where to write the report (default %(default)s)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
+    parser.add_argument("--update", action="store_true",
+                        help="rewrite only the chosen workloads' sections of the report, "
+                             "keeping the others (bench/update.py)")
     parser.add_argument("--strict", action="store_true",
                         help="exit 1 when a target is missed (a failed workload always does)")
     args = parser.parse_args(argv)
     chosen = [w for w in WORKLOADS if not args.only or w.name in args.only]
     output = None if args.no_write else args.output
+    render: Callable[[Sequence[Result], str], str] = markdown
+    if args.update and output is not None and output.exists():
+        old = output.read_text(encoding="utf-8")
+        titles = [(w.name, w.title) for w in WORKLOADS]
+
+        def update(results: Sequence[Result], command: str) -> str:
+            return updated(old, results, titles, command)
+
+        render = update
     return run_all(chosen, args.runs, output, "make bench (" + python_command() + ")",
-                   strict=args.strict)
+                   strict=args.strict, render=render)
 
 
 if __name__ == "__main__":

@@ -242,9 +242,10 @@ def markdown(results: Sequence[Result], command: str, when: datetime | None = No
 
 
 def run_all(workloads: Sequence[Workload], runs: int | None, output: Path | None,
-            command: str, console: Console | None = None, strict: bool = False) -> int:
-    """Run, print the table, write `output`; status 1 if a workload failed (or, with `strict`,
-    missed a target)."""
+            command: str, console: Console | None = None, strict: bool = False,
+            render: Callable[[Sequence[Result], str], str] = markdown) -> int:
+    """Run, print the table, write `output` (as `render` makes it); status 1 if a workload
+    failed (or, with `strict`, missed a target)."""
     if console is None:
         # Bound to today's stdout: the workloads' own output is redirected while they run.
         console = Console(file=sys.stdout)
@@ -259,7 +260,7 @@ def run_all(workloads: Sequence[Workload], runs: int | None, output: Path | None
         console.print(f"{workload.name}: {state} in {result.seconds:.1f} s")
     console.print(console_table(results))
     if output is not None:
-        output.write_text(markdown(results, command), encoding="utf-8")
+        output.write_text(render(results, command), encoding="utf-8")
         console.print(f"wrote {output}")
     failed = any(r.error for r in results)
     missed = any(r.missed for r in results)

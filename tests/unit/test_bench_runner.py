@@ -134,3 +134,28 @@ def test_problems_logged_counts_warnings_and_errors_by_message() -> None:
     assert logged_problems(log) == ("github retry: 502 Bad Gateway x2; "
                               "launch failed: InsufficientInstanceCapacity x1")
     assert logged_problems('{"level": "INFO", "message": "ok"}') == "none"
+
+
+def test_update_rewrites_the_sections_run_and_keeps_the_others(tmp_path: Path) -> None:
+    from bench.update import updated
+
+    first = Workload("first", "First", lambda: {"calls": 60}, targets=(Target("calls", "<=", 50),))
+    second = Workload("second", "Second", lambda: {"calls": 7})
+    titles = [("first", "First"), ("second", "Second")]
+    console = Console(file=io.StringIO(), width=120)
+    output = tmp_path / "BENCHMARKS.md"
+    run_all([first, second], runs=None, output=output, command="make bench", console=console)
+    assert "Targets missed: first.calls." in output.read_text()
+
+    fixed = Workload("first", "First", lambda: {"calls": 40}, targets=(Target("calls", "<=", 50),))
+    old = output.read_text()
+    run_all([fixed], runs=None, output=output, command="bench --only first --update",
+            console=console, render=lambda results, command: updated(old, results, titles,
+                                                                    command))
+
+    text = output.read_text()
+    assert "| calls | 40 | <= 50 ✓ |" in text and "| calls | 7 |" in text  # new and kept
+    assert text.index("### First") < text.index("### Second")
+    assert "Sections `first` measured again by `bench --only first --update`" in text
+    assert "Every workload ran and every target was met." in text
+    assert text.count("## Verdict") == 1 and text.count("## Machine") == 1
