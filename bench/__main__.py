@@ -42,7 +42,11 @@ BURST_ABOUT = (
     "warm, with what warming cost as `cold_extra_*`; violations are read from EC2 after the "
     "burst (nothing terminates during it). `runners_beyond_jobs` counts jobs launched for "
     "twice. In devstack, moto answers one EC2, SSM or DynamoDB call at a time and the GitHub "
-    "fake counts its 900 points a minute per endpoint across installations.")
+    "fake counts its 900 points a minute per endpoint across installations. "
+    "`moto_busy_s_by_service` is the time moto spent answering each service, one call at a "
+    "time, on this 2-core machine where the containers compete for the same cores: when "
+    "`moto_busy_s_max` is close to `wall_s`, the emulator, not the functions, bounds the wall "
+    "time, and more containers cannot shorten it (AWS answers concurrent calls in parallel).")
 
 WORKLOADS = (
     Workload(

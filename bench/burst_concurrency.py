@@ -131,6 +131,7 @@ class _Run:
     left_in_queue: int
     summaries: list[dict[str, Any]]
     aws: Counter[tuple[str, str]]
+    busy: dict[str, float]  # seconds moto answered each service, one call at a time
     requests: list[Any]
     cold_github: int
     cold_aws: int
@@ -156,7 +157,8 @@ def _run_containers(stack: Any, plans: list[ContainerPlan]) -> _Run:
                                      started + DRAIN_DEADLINE_S)
         signals.stop.set()
         summaries = await_reports(signals, processes, "done", 120.0)
-        return _Run(started, left, summaries, Counter(stack.aws_faults.calls),
+        busy = dict(stack.aws_faults.busy_seconds)
+        return _Run(started, left, summaries, Counter(stack.aws_faults.calls), busy,
                     stack.github.requests, cold_github, cold_aws)
     finally:
         signals.stop.set()
@@ -197,6 +199,10 @@ def _figures(stack: Any, burst: Burst, run: _Run) -> Figures:
         "dead_letters": _messages(stack, stack.deployment.dead_letter_queue_url),
         "batch_p50_s": round(statistics.median(batches), 2) if batches else 0.0,
         "batch_max_s": round(batches[-1], 2) if batches else 0.0,
+        # devstack's moto answers one call of a service at a time: the busiest service's total
+        # bounds the wall time from below on this machine, whatever the concurrency.
+        "moto_busy_s_max": round(max(run.busy.values(), default=0.0), 1),
+        "moto_busy_s_by_service": ", ".join(f"{k}={v:.1f}" for k, v in sorted(run.busy.items())),
         **({"pool_runs": pool["pool_runs"], "pool_failures": pool["pool_failures"]}
            if pool else {}),
         "cold_extra_github_calls": run.cold_github,

@@ -76,6 +76,9 @@ class FaultInjector:
     # Calls signed with these access key ids are served but not counted: a benchmark's own calls
     # (its stand-in for Lambda's SQS poller) are not the functions' calls.
     uncounted_keys: set[str] = field(default_factory=set)
+    # Seconds moto spent answering each serialized service, one call at a time (below): a
+    # lower bound on any burst's wall time that no AWS service has.
+    busy_seconds: Counter[str] = field(default_factory=Counter)
 
     def fail_next(self, service: str, action: str, code: str, times: int = 1,
                   status: int = 400, message: str = "") -> None:
@@ -106,6 +109,7 @@ class FaultInjector:
         the latency profile and the uncounted keys stay (they are the stack's settings)."""
         with self._lock:
             self.calls.clear()
+            self.busy_seconds.clear()
             self._faults.clear()
             self._fleets.clear()
             self.hidden_seconds = 0.0
@@ -195,7 +199,12 @@ class FaultLayer:
 
         def locked(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
             with lock:
-                return list(self.moto(environ, start_response))
+                started = time.perf_counter()
+                try:
+                    return list(self.moto(environ, start_response))
+                finally:
+                    with self.faults._lock:
+                        self.faults.busy_seconds[service] += time.perf_counter() - started
 
         return locked
 
