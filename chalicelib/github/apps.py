@@ -143,7 +143,9 @@ class GitHubApps:
                 standings.append(AppStanding(
                     index, remaining=seen[0] if seen else None, reset=seen[1] if seen else None,
                     skipped_until=until, in_flight=self._in_flight[(owner, index)],
-                    probing=installation is None and self._in_flight[(owner, index)] > 0))
+                    # The first App's installation comes with the message: never probed.
+                    probing=index > 0 and installation is None
+                    and self._in_flight[(owner, index)] > 0))
             order = [self.apps[index] for index in app_order(standings, now)]
             self._in_flight[(owner, order[0].auth.index)] += 1
         return order
