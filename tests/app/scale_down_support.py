@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from chalice.test import Client
 
 from app import app
@@ -94,3 +95,13 @@ def invoke_adjust_pool(pool_size: Any) -> Any:
 def later(minutes: float) -> datetime:
     """A clock `minutes` ahead: instances look that much older."""
     return datetime.now(UTC) + timedelta(minutes=minutes)
+
+
+def run_at(monkeypatch: pytest.MonkeyPatch, minutes: float) -> datetime:
+    """Run scale_down with a clock `minutes` ahead of now; that clock."""
+    from chalicelib.services import scale_down
+
+    moment = later(minutes)
+    monkeypatch.setattr(scale_down, "utcnow", lambda: moment)
+    invoke_scale_down()
+    return moment

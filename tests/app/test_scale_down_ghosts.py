@@ -9,13 +9,10 @@ another deployment's instances, and names this system does not give, are never t
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pytest
-from scale_down_support import invoke_scale_down, later, launch, register, runner_ids
-
-from chalicelib.services import scale_down
+from scale_down_support import launch, register, run_at, runner_ids
 
 UNKNOWN = "i-0123456789abcdef0"  # an instance id EC2 has never heard of
 
@@ -26,12 +23,6 @@ def org_runners(stack: Any, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("RUNNER_OWNER", "acme")  # the owner is listed without an instance
     stack.github.add_installation("acme")
 
-
-def run_at(monkeypatch: pytest.MonkeyPatch, minutes: float) -> datetime:
-    moment = later(minutes)
-    monkeypatch.setattr(scale_down, "utcnow", lambda: moment)
-    invoke_scale_down()
-    return moment
 
 
 def absence_marks(stack: Any, env: dict[str, str]) -> dict[str, str]:

@@ -8,16 +8,14 @@ look-up of its runner (by the `ghr:github_runner_id` tag, else by name) says the
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 import pytest
-from scale_down_support import invoke_scale_down, later, launch, register, runner_ids, states
+from scale_down_support import launch, register, run_at, runner_ids, states
 
 from chalicelib.errors import RetryableError
 from chalicelib.github.client import GitHubClient
 from chalicelib.models import TAG_ORPHAN_SUSPECTED, TAG_RUNNER_ID
-from chalicelib.services import scale_down
 
 GET_ORG_RUNNER = "GET /orgs/{org}/actions/runners/{runner_id}"
 
@@ -27,13 +25,6 @@ def org_runners(stack: Any, env: dict[str, str], monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ENABLE_ORGANIZATION_RUNNERS", "true")
     stack.github.add_installation("acme")
 
-
-def run_at(monkeypatch: pytest.MonkeyPatch, minutes: float) -> datetime:
-    """Run scale_down with a clock `minutes` ahead of now; that clock."""
-    moment = later(minutes)
-    monkeypatch.setattr(scale_down, "utcnow", lambda: moment)
-    invoke_scale_down()
-    return moment
 
 
 def tags(stack: Any, instance_id: str) -> dict[str, str]:
