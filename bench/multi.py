@@ -27,19 +27,11 @@ from typing import Any
 
 from bench.common import Figures, logged_problems
 from bench.containers import RETRY_VISIBILITY_S
+from bench.scale_down import ORG, put_stale_tokens, runner_world
 from bench.scale_up import BATCH, _record
 from bench.stack import function_environment, lambda_client, shared_devstack
 from chalicelib import wiring
-from chalicelib.models import (
-    APPLICATION,
-    TAG_APPLICATION,
-    TAG_CREATED_BY,
-    TAG_ENVIRONMENT,
-    TAG_OWNER,
-    TAG_TYPE,
-)
 
-ORG = "acme"
 X64 = ["self-hosted", "linux", "x64"]
 ARM64 = ["self-hosted", "linux", "arm64"]
 GPU = ["self-hosted", "linux", "gpu"]
@@ -58,7 +50,6 @@ CONFIGS: tuple[dict[str, Any], ...] = (
 )
 LABELS = {"linux-x64": X64, "linux-arm64": ARM64, "gpu": GPU}
 RUNNERS_PER_CONFIG = 100
-STALE_TOKENS = 5
 LIST_ROUTE = "GET /orgs/{org}/actions/runners"
 DELETE_ROUTE = "DELETE /orgs/{org}/actions/runners/{runner_id}"
 
@@ -86,30 +77,16 @@ def _subnet(stack: Any) -> str:
 def _scale_down_world(stack: Any, environments: list[str], per: int) -> tuple[set[str], set[str]]:
     """`per` running instances of each environment with online runners of the org, every other
     one idle, and stale token parameters; returns (every instance id, the idle ones)."""
-    deployment, ec2, fake = stack.deployment, stack.boto("ec2"), stack.github
     subnet = _subnet(stack)
-    fake.add_installation(ORG)
+    stack.github.add_installation(ORG)
     every: set[str] = set()
     idle: set[str] = set()
     for environment in environments:
-        tags = {TAG_APPLICATION: APPLICATION, TAG_ENVIRONMENT: environment, TAG_TYPE: "Org",
-                TAG_OWNER: ORG, TAG_CREATED_BY: "scale-up-lambda"}
-        answer = ec2.run_instances(
-            ImageId=deployment.image_id, MinCount=per, MaxCount=per, SubnetId=subnet,
-            TagSpecifications=[{"ResourceType": "instance",
-                                "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
-        ids = [i["InstanceId"] for i in answer["Instances"]]
+        # half idle, spread through the listing's pages
+        ids, idle_ids = runner_world(stack, environment, per, subnet, idle_every=2)
         every.update(ids)
-        idle.update(ids[::2])  # half idle, spread through the listing's pages
-        for instance_id in ids:
-            runner = fake.create_runner(ORG, instance_id, ["self-hosted"], 1, ephemeral=False,
-                                        jit=False)
-            fake.set_runner_status(runner.id, "online")
-            fake.set_runner_busy(runner.id, instance_id not in idle)
-    ssm = stack.boto("ssm")
-    for n in range(STALE_TOKENS):
-        ssm.put_parameter(Name=f"{deployment.token_path}/i-{0xdead0 + n:017x}", Value="x",
-                          Type="SecureString")
+        idle.update(idle_ids)
+    put_stale_tokens(stack)
     return every, idle
 
 

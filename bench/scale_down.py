@@ -33,27 +33,41 @@ STALE_TOKENS = 5
 def _world(stack: Any) -> tuple[list[str], set[str]]:
     """200 running instances with registered runners; returns (all ids, idle ids)."""
     deployment = stack.deployment
-    tags = {TAG_APPLICATION: APPLICATION, TAG_ENVIRONMENT: deployment.environment,
-            TAG_TYPE: "Org", TAG_OWNER: ORG, TAG_CREATED_BY: "scale-up-lambda"}
+    stack.github.add_installation(ORG)
+    # every fourth: idle runners spread through the pages
+    ids, idle = runner_world(stack, deployment.environment, RUNNERS, deployment.subnet_ids[0],
+                             idle_every=RUNNERS // IDLE)
+    put_stale_tokens(stack)
+    return ids, idle
+
+
+def runner_world(stack: Any, environment: str, count: int, subnet: str,
+                 idle_every: int) -> tuple[list[str], set[str]]:
+    """`count` running instances of `environment` tagged as scale-up tags them, each with an
+    online runner of ORG, every `idle_every`-th idle and the others busy; (ids, idle ids)."""
+    tags = {TAG_APPLICATION: APPLICATION, TAG_ENVIRONMENT: environment, TAG_TYPE: "Org",
+            TAG_OWNER: ORG, TAG_CREATED_BY: "scale-up-lambda"}
     answer = stack.boto("ec2").run_instances(
-        ImageId=deployment.image_id, MinCount=RUNNERS, MaxCount=RUNNERS,
-        SubnetId=deployment.subnet_ids[0],
+        ImageId=stack.deployment.image_id, MinCount=count, MaxCount=count, SubnetId=subnet,
         TagSpecifications=[{"ResourceType": "instance",
                             "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
     ids = [i["InstanceId"] for i in answer["Instances"]]
+    idle = set(ids[::idle_every])
     fake = stack.github
-    fake.add_installation(ORG)
-    idle = set(ids[::RUNNERS // IDLE])  # every fourth: idle runners spread through the pages
     for instance_id in ids:
         runner = fake.create_runner(ORG, instance_id, ["self-hosted"], 1, ephemeral=False,
                                     jit=False)
         fake.set_runner_status(runner.id, "online")
         fake.set_runner_busy(runner.id, instance_id not in idle)
+    return ids, idle
+
+
+def put_stale_tokens(stack: Any) -> None:
+    """STALE_TOKENS token parameters of instances that do not exist."""
     ssm = stack.boto("ssm")
     for n in range(STALE_TOKENS):
-        ssm.put_parameter(Name=f"{deployment.token_path}/i-{0xdead0 + n:017x}", Value="x",
+        ssm.put_parameter(Name=f"{stack.deployment.token_path}/i-{0xdead0 + n:017x}", Value="x",
                           Type="SecureString")
-    return ids, idle
 
 
 def _time_describe(client: Any) -> list[float]:
