@@ -25,10 +25,10 @@ from collections import Counter, deque
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from bench.common import Figures, logged_problems
+from bench.common import Figures
 from bench.containers import RETRY_VISIBILITY_S
 from bench.scale_down import ORG, put_stale_tokens, runner_world
-from bench.scale_up import BATCH, _record
+from bench.scale_up import BATCH, Drain, _record, drain_figures
 from bench.stack import function_environment, lambda_client, shared_devstack
 from chalicelib import wiring
 
@@ -261,28 +261,14 @@ def _mixed_burst(n: int, stack: Any = None, **top: str) -> Figures:
         aws = dict(stack.aws_faults.calls)
     configured = _token_parameters(stack)
     by_config = {k: len(v & configured) for k, v in _instances_by_config(stack).items()}
-    runners = sum(by_config.values())
-    github_calls, aws_calls = len(requests), sum(aws.values())
-    routes = Counter(r.route for r in requests)
-    per = max(1, runners)
+    figures = drain_figures(requests, aws, sum(by_config.values()),
+                            Drain(wall, invocations, redeliveries, len(queue)),
+                            (cold_github, cold_aws), logged.getvalue())
     return {
         "config": f"{n} jobs of one org, x64/arm64 reuse with the queued check, GPU ephemeral "
                   "JIT, no cap",
-        "runners": runners,
         "runners_by_config": ", ".join(f"{k}={v}" for k, v in by_config.items()),
-        "github_calls": github_calls,
-        "aws_calls": aws_calls,
-        "github_calls_per_runner": round(github_calls / per, 3),
-        "aws_calls_per_runner": round(aws_calls / per, 3),
-        "wall_s": round(wall, 3),
-        "invocations": invocations,
-        "redeliveries": redeliveries,
-        "left_in_queue": len(queue),
-        "cold_extra_github_calls": cold_github,
-        "cold_extra_aws_calls": cold_aws,
-        "problems_logged": logged_problems(logged.getvalue()),
-        "github_calls_by_route": ", ".join(f"{r}={c}" for r, c in sorted(routes.items())),
-        "aws_calls_by_action": ", ".join(f"{a}={c}" for (_, a), c in sorted(aws.items())),
+        **figures,
     }
 
 

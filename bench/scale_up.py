@@ -18,6 +18,7 @@ import io
 import json
 import time
 from collections import Counter, deque
+from dataclasses import dataclass
 from typing import Any
 
 from bench.common import Figures, logged_problems
@@ -97,9 +98,32 @@ def _burst(orgs: list[str], n: int, apps: int = 1, **env: str) -> Figures:
         requests = fake.requests
         aws = dict(stack.aws_faults.calls)
     runners = _runners(stack)
+    return {
+        **drain_figures(requests, aws, runners, Drain(wall, invocations, redeliveries, len(queue)),
+                        (cold_github, cold_aws), logged.getvalue()),
+        "_github_calls_by_app": json.dumps(Counter(str(r.app_id) for r in requests)),
+        "_requests": json.dumps([[r.method, r.route, r.status, r.time] for r in requests]),
+    }
+
+
+@dataclass(frozen=True)
+class Drain:
+    """How a queue was drained through scale_up."""
+
+    wall: float
+    invocations: int
+    redeliveries: int
+    left_in_queue: int
+
+
+def drain_figures(requests: list[Any], aws: dict[tuple[str, str], int], runners: int,
+                  drain: Drain, cold: tuple[int, int], log_text: str) -> Figures:
+    """The figures of a queue drained through scale_up: calls in all and per runner (warm, and
+    with what warming the container cost), the drain itself, problems logged, calls by kind."""
     github_calls, aws_calls = len(requests), sum(aws.values())
-    routes = Counter(r.route for r in requests)
+    cold_github, cold_aws = cold
     per = max(1, runners)
+    routes = Counter(r.route for r in requests)
     return {
         "runners": runners,
         "github_calls": github_calls,
@@ -108,17 +132,15 @@ def _burst(orgs: list[str], n: int, apps: int = 1, **env: str) -> Figures:
         "aws_calls_per_runner": round(aws_calls / per, 3),
         "github_calls_per_runner_cold": round((github_calls + cold_github) / per, 3),
         "aws_calls_per_runner_cold": round((aws_calls + cold_aws) / per, 3),
-        "wall_s": round(wall, 3),
-        "invocations": invocations,
-        "redeliveries": redeliveries,
-        "left_in_queue": len(queue),
+        "wall_s": round(drain.wall, 3),
+        "invocations": drain.invocations,
+        "redeliveries": drain.redeliveries,
+        "left_in_queue": drain.left_in_queue,
         "cold_extra_github_calls": cold_github,
         "cold_extra_aws_calls": cold_aws,
-        "problems_logged": logged_problems(logged.getvalue()),
+        "problems_logged": logged_problems(log_text),
         "github_calls_by_route": ", ".join(f"{r}={c}" for r, c in sorted(routes.items())),
-        "_github_calls_by_app": json.dumps(Counter(str(r.app_id) for r in requests)),
         "aws_calls_by_action": ", ".join(f"{a}={c}" for (_, a), c in sorted(aws.items())),
-        "_requests": json.dumps([[r.method, r.route, r.status, r.time] for r in requests]),
     }
 
 
